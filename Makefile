@@ -1,0 +1,73 @@
+# DealerScope Ops - one entry point for the lab, the demo and the tests.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(abspath .)
+VENV := $(ROOT)/.venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+export CONTAINERS_CONF := $(ROOT)/lab/containers.conf
+export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
+export PATH := $(BIN):$(PATH)
+COLL_LINK := $(ROOT)/.build/collections/ansible_collections/dealerscope/ops
+LAB_RELEASES := debian12 debian13
+
+.PHONY: help prereqs venv collection images images-clean lab lab-down provision demo lint sanity unit molecule test build changelog
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+prereqs: ## Debian packages (installed when root, else named)
+	@lab/bin/prereqs.sh
+
+$(VENV)/.stamp: requirements.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip >/dev/null
+	@$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+venv: prereqs $(VENV)/.stamp ## Python virtualenv with the pinned tools
+
+collection: ## Link this checkout as dealerscope.ops into .build/collections
+	@mkdir -p $(dir $(COLL_LINK))
+	@test -L $(COLL_LINK) || ln -sfn $(ROOT) $(COLL_LINK)
+
+images: prereqs ## Build the lab base images (only when their recipe changed)
+	@for r in $(LAB_RELEASES); do lab/images/build.sh $$r & done; wait
+
+images-clean: ## Remove the lab base images
+	@for r in $(LAB_RELEASES); do podman rmi -f localhost/dealerscope-lab:$$r >/dev/null 2>&1 || true; done
+
+lab: venv collection images ## Start the lab fleet (idempotent)
+	@$(BIN)/ansible-playbook lab/up.yml
+
+lab-down: venv ## Remove the lab fleet and its state, nothing else
+	@$(BIN)/ansible-playbook lab/down.yml
+
+provision: lab ## Baseline + the DealerScope stack on the lab fleet
+	@$(BIN)/ansible-playbook lab/provision.yml
+
+demo: provision ## Everything: venv, images, lab, stack, then the main runbook
+	@$(BIN)/ansible-playbook dealerscope.ops.smoke
+	@lab/bin/demo-summary.sh
+
+lint: venv collection ## yamllint + ansible-lint (production profile)
+	@$(BIN)/yamllint -s .
+	@$(BIN)/ansible-lint --profile production
+
+sanity: venv ## ansible-test sanity on a clean copy of the collection
+	@tests/sanity/run.sh
+
+unit: venv collection ## Unit tests of modules and filters
+	@$(PY) -m pytest -q tests/unit
+
+molecule: venv collection images ## Every Molecule scenario (one pytest test each)
+	@$(PY) -m pytest -q tests/integration
+
+test: venv collection ## Whole suite: lint, sanity, unit, molecule; one pytest summary line
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory sanity
+	@$(MAKE) --no-print-directory images
+	@$(PY) -m pytest tests/unit tests/integration -p no:cacheprovider -q -rfE
+
+build: venv ## Build the collection tarball into .build/
+	@$(BIN)/ansible-galaxy collection build --force --output-path .build $(ROOT)

@@ -1,0 +1,137 @@
+#!/usr/bin/python3
+"""DealerScope sample API for the lab fleet (stdlib + psycopg2 only).
+
+GET /healthz        200 when PostgreSQL answers `SELECT 1`, 503 otherwise
+GET /api/vehicles   rows from the `vehicles` table (?limit=N, default 50, max 500)
+GET /version        the release this process runs
+
+Every request is logged as one JSON line (access log) with a correlation ID taken
+from the X-Request-ID header, or generated when absent, and echoed back.
+Configuration comes from the environment (see the systemd unit's EnvironmentFile).
+"""
+import json
+import os
+import sys
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import psycopg2
+import psycopg2.pool
+
+VERSION = os.environ.get("DS_VERSION", "0.0.0")
+LOG_PATH = os.environ.get("DS_ACCESS_LOG", "/var/log/dealerscope/access.log")
+POOL = None
+
+
+def pool():
+    global POOL
+    if POOL is None:
+        POOL = psycopg2.pool.ThreadedConnectionPool(
+            1, int(os.environ.get("DS_DB_POOL", "10")),
+            host=os.environ.get("DS_DB_HOST", "127.0.0.1"),
+            port=int(os.environ.get("DS_DB_PORT", "5432")),
+            dbname=os.environ.get("DS_DB_NAME", "dealerscope"),
+            user=os.environ.get("DS_DB_USER", "dealerscope"),
+            password=os.environ.get("DS_DB_PASSWORD", ""),
+            connect_timeout=3,
+            application_name="dealerscope-api",
+        )
+    return POOL
+
+
+def query(sql, params=()):
+    p = pool()
+    conn = p.getconn()
+    broken = False
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            cols = [c.name for c in cur.description]
+            rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+        conn.rollback()
+        return rows
+    except psycopg2.Error:
+        broken = True
+        raise
+    finally:
+        p.putconn(conn, close=broken)
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "dealerscope-api"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):  # noqa: A002 - silence the default stderr log
+        pass
+
+    def _send(self, status, body):
+        data = json.dumps(body, default=str).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Request-ID", self.request_id)
+        self.end_headers()
+        self.wfile.write(data)
+        return status, len(data)
+
+    def do_GET(self):  # noqa: N802 - http.server API
+        started = time.monotonic()
+        self.request_id = self.headers.get("X-Request-ID") or uuid.uuid4().hex
+        url = urlparse(self.path)
+        try:
+            status, size = self.route(url)
+        except psycopg2.Error as exc:
+            status, size = self._send(503, {"error": "database unavailable", "detail": exc.__class__.__name__})
+        except Exception as exc:  # pylint: disable=broad-except
+            status, size = self._send(500, {"error": "internal error", "detail": exc.__class__.__name__})
+        self.access_log(url.path, status, size, started)
+
+    def route(self, url):
+        if url.path == "/healthz":
+            query("SELECT 1 AS ok")
+            return self._send(200, {"status": "ok", "version": VERSION})
+        if url.path == "/version":
+            return self._send(200, {"version": VERSION, "host": os.uname().nodename})
+        if url.path == "/api/vehicles":
+            qs = parse_qs(url.query)
+            try:
+                limit = max(1, min(500, int(qs.get("limit", ["50"])[0])))
+            except ValueError:
+                return self._send(400, {"error": "limit must be an integer"})
+            rows = query(
+                "SELECT id, vin, make, model, year, price, price_score, market_factor "
+                "FROM vehicles ORDER BY id LIMIT %s", (limit,))
+            return self._send(200, {"count": len(rows), "vehicles": rows})
+        return self._send(404, {"error": "not found"})
+
+    def access_log(self, path, status, size, started):
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
+            "correlation_id": self.request_id,
+            "remote": self.headers.get("X-Forwarded-For", self.client_address[0]),
+            "method": self.command,
+            "path": path,
+            "status": status,
+            "bytes": size,
+            "duration_ms": round((time.monotonic() - started) * 1000, 2),
+            "host": os.uname().nodename,
+        }
+        try:
+            with open(LOG_PATH, "a", encoding="utf-8") as log:
+                log.write(json.dumps(entry) + "\n")
+        except OSError as exc:
+            sys.stderr.write("access log unwritable: %s\n" % exc)
+
+
+def main():
+    bind = os.environ.get("DS_BIND", "0.0.0.0")
+    port = int(os.environ.get("DS_PORT", "8000"))
+    server = ThreadingHTTPServer((bind, port), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
