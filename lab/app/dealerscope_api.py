@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """DealerScope sample API for the lab fleet (stdlib + psycopg2 only).
 
 GET /healthz        200 when PostgreSQL answers `SELECT 1`, 503 otherwise
