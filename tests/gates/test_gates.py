@@ -54,3 +54,30 @@ def test_changelog_fragments_are_valid():
     result = _run(["antsibull-changelog", "lint"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert list((ROOT / "changelogs" / "fragments").glob("*.yml")), "no changelog fragment"
+
+
+def test_role_readmes_are_generated_from_argument_specs():
+    result = _run([str(ROOT / ".venv" / "bin" / "python"), "tools/role_readme.py", "--check"])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ansible_doc_lists_the_collection_modules():
+    result = _run(["ansible-doc", "-t", "module", "-l", "dealerscope.ops"])
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+    expected = {"dealerscope.ops." + p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if p.stem != "__init__"}
+    assert expected and expected <= listed, (expected, listed)
+
+
+def test_collection_builds_small_and_without_lab_clutter(tmp_path):
+    result = _run(["ansible-galaxy", "collection", "build", "--output-path", str(tmp_path), str(ROOT)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    tarball = next(tmp_path.glob("dealerscope-ops-*.tar.gz"))
+    assert tarball.stat().st_size < 1024 * 1024, tarball.stat().st_size
+    import tarfile
+    with tarfile.open(tarball) as archive:
+        names = archive.getnames()
+    for forbidden in ("lab/", "molecule/", ".venv/", ".lab/", ".build/", "tests/output/", "bench/"):
+        assert not [n for n in names if n.startswith(forbidden)], forbidden
+    for required in ("roles/baseline/tasks/main.yml", "plugins/modules/sshd_access_check.py", "playbooks/smoke.yml", "meta/runtime.yml"):
+        assert required in names, required
