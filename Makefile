@@ -63,11 +63,8 @@ unit: venv collection ## Unit tests of modules and filters
 molecule: venv collection images ## Every Molecule scenario (one pytest test each)
 	@$(PY) -m pytest -q tests/integration
 
-test: venv collection ## Whole suite: lint, sanity, unit, molecule; one pytest summary line
-	@$(MAKE) --no-print-directory lint
-	@$(MAKE) --no-print-directory sanity
-	@$(MAKE) --no-print-directory images
-	@$(PY) -m pytest tests/unit tests/integration -p no:cacheprovider -q -rfE
+test: venv collection images ## Whole suite in order - gates (yamllint, ansible-lint, sanity), unit, molecule; one summary line
+	@$(PY) -m pytest tests/gates tests/unit tests/integration -x -p no:cacheprovider -q -rfE
 
 build: venv ## Build the collection tarball into .build/
 	@$(BIN)/ansible-galaxy collection build --force --output-path .build $(ROOT)

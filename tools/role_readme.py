@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Generate roles/<role>/README.md from the role's meta/argument_specs.yml (the one source).
 
-Usage: tools/role_readme.py [--check] [ROLE_DIR ...]   (default: every role under roles/)
+Usage: python tools/role_readme.py [--check] [ROLE_DIR ...]   (default: every role under roles/)
 --check exits 1 when a README is missing or out of date (used by the test suite).
 """
 import pathlib

@@ -31,7 +31,7 @@ fi
 work=$(mktemp -d /var/tmp/dslab-image.XXXXXX)
 root="$work/rootfs"
 cleanup() {
-  mountpoint -q "$root/proc" && umount -l "$root/proc" || true
+  if mountpoint -q "$root/proc"; then umount -l "$root/proc"; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
