@@ -1,0 +1,132 @@
+"""The lab fleet end to end, as `make demo` builds it: up, provision, smoke, idempotence, standby
+replication, correlation IDs in the access log, a real reboot, and `lab-down` removing only the lab."""
+import json
+import os
+import pathlib
+import ssl
+import subprocess
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = ROOT / ".venv" / "bin"
+ENV = dict(os.environ, CONTAINERS_CONF=str(ROOT / "lab" / "containers.conf"), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+           ANSIBLE_FORCE_COLOR="0", NO_COLOR="1", PATH="%s:%s" % (BIN, os.environ.get("PATH", "")))
+LOG_DIR = ROOT / "tests" / "output" / "lab"
+
+
+def run(argv, check=True, timeout=600):
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(argv, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout, check=False)
+    (LOG_DIR / ("%s.log" % "_".join(pathlib.Path(a).stem for a in argv[:3]))).write_text(result.stdout + result.stderr)
+    if check:
+        assert result.returncode == 0, "%s failed:\n%s\n%s" % (argv, result.stdout[-4000:], result.stderr[-2000:])
+    return result
+
+
+def playbook(*args, **kwargs):
+    return run([str(BIN / "ansible-playbook"), *args], **kwargs)
+
+
+def ssh(host_port, command):
+    return run(["ssh", "-F", "/dev/null", "-p", str(host_port), "-i", str(ROOT / ".lab" / "id_ed25519"),
+                "-o", "UserKnownHostsFile=%s" % (ROOT / ".lab" / "known_hosts"), "-o", "StrictHostKeyChecking=yes",
+                "-o", "BatchMode=yes", "root@127.0.0.1", command])
+
+
+def get(path, request_id=None):
+    ctx = ssl.create_default_context(cafile=str(ROOT / ".lab" / "ca" / "ca.pem"))
+    req = urllib.request.Request("https://127.0.0.1:8443" + path, headers={"X-Request-ID": request_id} if request_id else {})
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+        return resp.status, dict(resp.headers), json.loads(resp.read())
+
+
+def recap_changed(output):
+    return {line.split()[0]: int(line.split("changed=")[1].split()[0])
+            for line in output.splitlines() if "changed=" in line and " : ok=" in line}
+
+
+@pytest.fixture(scope="module")
+def lab():
+    run(["make", "--no-print-directory", "collection", "images"], timeout=900)
+    playbook("lab/up.yml")
+    playbook("lab/provision.yml", timeout=900)
+    return True
+
+
+def test_smoke_runbook_passes(lab):
+    result = playbook("dealerscope.ops.smoke")
+    assert "smoke: 5 vehicles" in result.stdout
+
+
+def test_lab_up_and_provision_are_idempotent(lab):
+    assert set(recap_changed(playbook("lab/up.yml").stdout).values()) == {0}
+    changed = recap_changed(playbook("lab/provision.yml").stdout)
+    assert changed and set(changed.values()) == {0}, changed
+
+
+def test_api_serves_rows_through_the_load_balancer_with_security_headers(lab):
+    status, headers, body = get("/api/vehicles?limit=7")
+    assert status == 200 and body["count"] == 7 and len(body["vehicles"][0]["vin"]) == 17
+    assert "max-age" in headers["Strict-Transport-Security"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_both_app_hosts_serve_behind_the_balancer(lab):
+    seen = {get("/version")[2]["host"] for _ in range(12)}
+    assert seen == {"app1", "app2"}
+
+
+def test_correlation_id_reaches_the_json_access_log(lab):
+    request_id = "test-%s" % uuid.uuid4().hex
+    status, headers, _ = get("/api/vehicles?limit=1", request_id=request_id)
+    assert status == 200
+    logs = ssh(2222, "cat /var/log/dealerscope/access.log").stdout + ssh(2223, "cat /var/log/dealerscope/access.log").stdout
+    entries = [json.loads(line) for line in logs.splitlines() if request_id in line]
+    assert len(entries) == 1 and entries[0]["path"] == "/api/vehicles" and entries[0]["status"] == 200
+
+
+def test_standby_streams_from_the_primary(lab):
+    state = ssh(2224, "sudo -u postgres psql -Atc \"select state from pg_stat_replication\"").stdout.split()
+    assert state == ["streaming"]
+    rows = ssh(2225, "sudo -u postgres psql -Atc 'select count(*) from vehicles' dealerscope").stdout.strip()
+    assert int(rows) >= 5000
+
+
+def test_healthz_checks_the_database(lab):
+    assert ssh(2222, "curl -fsS http://127.0.0.1:8000/healthz").stdout.startswith('{"status": "ok"')
+
+
+def test_real_reboot_restarts_the_host_and_the_api_comes_back(lab):
+    before = ssh(2223, "awk '{print $22}' /proc/1/stat").stdout.strip()
+    playbook("lab/reboot.yml", "-e", "lab_reboot_hosts=app2")
+    after = ssh(2223, "awk '{print $22}' /proc/1/stat").stdout.strip()
+    assert int(after) > int(before)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if ssh(2223, "systemctl is-active dealerscope-api || true").stdout.strip() == "active":
+            break
+        time.sleep(1)
+    assert ssh(2223, "curl -fsS --retry 10 --retry-connrefused --retry-delay 1 http://127.0.0.1:8000/healthz").stdout.startswith('{"status": "ok"')
+
+
+def test_lab_down_removes_the_lab_and_nothing_else(lab):
+    decoy = "dslab-decoy-%s" % uuid.uuid4().hex[:6]
+    run(["podman", "create", "--name", decoy, "localhost/dealerscope-lab:debian12", "true"])
+    try:
+        playbook("lab/down.yml")
+        names = run(["podman", "ps", "-a", "--format", "{{.Names}}"]).stdout.split()
+        assert decoy in names
+        assert not {"lb1", "app1", "app2", "db1", "db2"} & set(names)
+        assert run(["podman", "network", "exists", "dslab"], check=False).returncode != 0
+        assert not (ROOT / ".lab").exists()
+        assert run(["podman", "image", "exists", "localhost/dealerscope-lab:debian13"], check=False).returncode == 0
+        # and the lab comes back cleanly from nothing
+        playbook("lab/up.yml")
+        playbook("lab/provision.yml", timeout=900)
+        assert get("/api/vehicles?limit=1")[2]["count"] == 1
+    finally:
+        run(["podman", "rm", "-f", decoy], check=False)
