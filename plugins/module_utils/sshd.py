@@ -24,28 +24,8 @@ import os
 import stat
 import struct
 
-# Keywords of ``sshd -T`` output that can appear more than once and are
-# therefore collected as lists.
-LIST_KEYWORDS = frozenset((
-    'acceptenv',
-    'allowgroups',
-    'allowusers',
-    'authenticationmethods',
-    'authorizedkeysfile',
-    'denygroups',
-    'denyusers',
-    'hostcertificate',
-    'hostkey',
-    'include',
-    'listenaddress',
-    'port',
-    'setenv',
-    'subsystem',
-))
-
-# Of those, the keywords whose value is itself a whitespace separated list
+# Keywords of ``sshd -T`` output whose value is itself a whitespace separated list
 # (``authorizedkeysfile .ssh/authorized_keys .ssh/authorized_keys2``).
-# The others (``subsystem sftp /usr/lib/openssh/sftp-server``) keep one item per line.
 SPLIT_KEYWORDS = frozenset((
     'acceptenv',
     'allowgroups',
@@ -54,6 +34,18 @@ SPLIT_KEYWORDS = frozenset((
     'authorizedkeysfile',
     'denygroups',
     'denyusers',
+))
+
+# Keywords that can appear more than once and are therefore collected as lists: the
+# split ones, plus those that keep one item per line (``subsystem sftp /usr/lib/openssh/sftp-server``).
+LIST_KEYWORDS = SPLIT_KEYWORDS | frozenset((
+    'hostcertificate',
+    'hostkey',
+    'include',
+    'listenaddress',
+    'port',
+    'setenv',
+    'subsystem',
 ))
 
 DEFAULT_AUTHORIZED_KEYS_FILE = ['.ssh/authorized_keys', '.ssh/authorized_keys2']
