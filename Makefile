@@ -19,10 +19,20 @@ help: ## List the targets
 prereqs: ## Debian packages (installed when root, else named)
 	@lab/bin/prereqs.sh
 
+# The virtualenv lives in a cache keyed by the requirements' hash and .venv links to it, so a
+# fresh clone with the same pins reuses it (warm `make demo`); new pins build a new one.
+REQ_HASH := $(shell sha256sum requirements.txt | cut -c1-12)
+VENV_CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/dealerscope-ops/venv-$(REQ_HASH)
+
 $(VENV)/.stamp: requirements.txt
-	@test -x $(PY) || python3 -m venv $(VENV)
-	@$(PY) -m pip install -q --upgrade pip >/dev/null
-	@$(PY) -m pip install -q -r requirements.txt
+	@if [ -x $(VENV_CACHE)/bin/python ] && [ -f $(VENV_CACHE)/.complete ]; then \
+	  rm -rf $(VENV); ln -sfn $(VENV_CACHE) $(VENV); \
+	else \
+	  echo "creating virtualenv $(VENV_CACHE)"; rm -rf $(VENV_CACHE) $(VENV); mkdir -p $(dir $(VENV_CACHE)); \
+	  python3 -m venv $(VENV_CACHE) && $(VENV_CACHE)/bin/python -m pip install -q --upgrade pip >/dev/null && \
+	  $(VENV_CACHE)/bin/python -m pip install -q -r requirements.txt && touch $(VENV_CACHE)/.complete && \
+	  ln -sfn $(VENV_CACHE) $(VENV); \
+	fi
 	@touch $@
 
 venv: prereqs $(VENV)/.stamp ## Python virtualenv with the pinned tools

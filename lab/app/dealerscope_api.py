@@ -3,11 +3,13 @@
 GET /healthz        200 when PostgreSQL answers `SELECT 1`, 503 otherwise
 GET /api/vehicles   rows from the `vehicles` table (?limit=N, default 50, max 500)
 GET /version        the release this process runs
+GET /dashboard      a small HTML dashboard (inventory by make, price bands)
 
 Every request is logged as one JSON line (access log) with a correlation ID taken
 from the X-Request-ID header, or generated when absent, and echoed back.
 Configuration comes from the environment (see the systemd unit's EnvironmentFile).
 """
+import html
 import json
 import os
 import sys
@@ -75,6 +77,16 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
         return status, len(data)
 
+    def _send_html(self, status, page):
+        data = page.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Request-ID", self.request_id)
+        self.end_headers()
+        self.wfile.write(data)
+        return status, len(data)
+
     def do_GET(self):  # noqa: N802 - http.server API
         started = time.monotonic()
         self.request_id = self.headers.get("X-Request-ID") or uuid.uuid4().hex
@@ -93,6 +105,15 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"status": "ok", "version": VERSION})
         if url.path == "/version":
             return self._send(200, {"version": VERSION, "host": os.uname().nodename})
+        if url.path == "/dashboard":
+            rows = query("SELECT make, count(*) AS n, round(avg(price)) AS avg_price, round(avg(price_score), 1) AS score "
+                         "FROM vehicles GROUP BY make ORDER BY make")
+            cells = "".join("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
+                html.escape(str(r["make"])), r["n"], r["avg_price"], r["score"]) for r in rows)
+            page = ("<!doctype html><html><head><meta charset='utf-8'><title>DealerScope</title></head><body>"
+                    "<h1>DealerScope inventory</h1><table><tr><th>Make</th><th>Vehicles</th><th>Avg price</th>"
+                    "<th>Avg score</th></tr>%s</table><p>release %s</p></body></html>") % (cells, html.escape(VERSION))
+            return self._send_html(200, page)
         if url.path == "/api/vehicles":
             qs = parse_qs(url.query)
             try:
