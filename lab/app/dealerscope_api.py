@@ -5,6 +5,10 @@ GET /api/vehicles   rows from the `vehicles` table (?limit=N, default 50, max 50
 GET /version        the release this process runs
 GET /dashboard      a small HTML dashboard (inventory by make, price bands)
 
+Fault injection for lab tests: when /etc/dealerscope/faults.json exists it is read on every
+request: {"delay_ms": 800} slows every response, {"status": 500} turns responses into errors
+(optionally only for "paths": [...]). Delete the file to heal.
+
 Every request is logged as one JSON line (access log) with a correlation ID taken
 from the X-Request-ID header, or generated when absent, and echoed back.
 Configuration comes from the environment (see the systemd unit's EnvironmentFile).
@@ -23,6 +27,7 @@ import psycopg2.pool
 
 VERSION = os.environ.get("DS_VERSION", "0.0.0")
 LOG_PATH = os.environ.get("DS_ACCESS_LOG", "/var/log/dealerscope/access.log")
+FAULTS_PATH = os.environ.get("DS_FAULTS", "/etc/dealerscope/faults.json")
 POOL = None
 
 
@@ -100,6 +105,11 @@ class Handler(BaseHTTPRequestHandler):
         self.access_log(url.path, status, size, started)
 
     def route(self, url):
+        fault = self.fault(url.path)
+        if fault.get("delay_ms"):
+            time.sleep(min(float(fault["delay_ms"]), 10000) / 1000.0)
+        if fault.get("status"):
+            return self._send(int(fault["status"]), {"error": "injected fault"})
         if url.path == "/healthz":
             query("SELECT 1 AS ok")
             return self._send(200, {"status": "ok", "version": VERSION})
@@ -125,6 +135,17 @@ class Handler(BaseHTTPRequestHandler):
                 "FROM vehicles ORDER BY id LIMIT %s", (limit,))
             return self._send(200, {"count": len(rows), "vehicles": rows})
         return self._send(404, {"error": "not found"})
+
+    @staticmethod
+    def fault(path):
+        try:
+            with open(FAULTS_PATH, encoding="utf-8") as handle:
+                fault = json.load(handle)
+        except (OSError, ValueError):
+            return {}
+        if fault.get("paths") and path not in fault["paths"]:
+            return {}
+        return fault
 
     def access_log(self, path, status, size, started):
         entry = {

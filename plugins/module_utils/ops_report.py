@@ -1,0 +1,769 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) DealerScope Ops
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Pure logic used by the ``dealerscope.ops.ops_report`` module.
+
+Builds the runbook report (a dict) from the per-host check results, scrubs secrets out of it,
+validates it against ``REPORT_SCHEMA`` with a tiny built-in validator, renders it as JSON,
+Markdown and one self-contained HTML page, and manages the report directory (atomic writes,
+the ``latest`` symlink, retention).
+
+``REPORT_SCHEMA`` is the single source of the report's JSON Schema; ``docs/report.schema.json``
+is a copy of ``schema_json()`` and a unit test asserts they are identical. Regenerate it with::
+
+    python -c 'from ansible_collections.dealerscope.ops.plugins.module_utils.ops_report import schema_json; \\
+print(schema_json(), end="")' > docs/report.schema.json
+
+No AnsibleModule import here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import math
+import os
+import re
+import shutil
+import uuid
+
+from ansible_collections.dealerscope.ops.plugins.module_utils.ops_checks import (
+    STATUSES,
+    make_check,
+    rank,
+    summarize,
+    worst,
+)
+
+SCHEMA_VERSION = 1
+RUNBOOK_PATTERN = r'^[A-Za-z0-9][A-Za-z0-9_.-]*$'
+TIMESTAMP_PATTERN = r'^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$'
+RUN_DIR_PATTERN = re.compile(r'^[0-9]{8}T[0-9]{6}Z$')
+RUN_DIR_FORMAT = '%Y%m%dT%H%M%SZ'
+FILE_NAMES = {'json': 'report.json', 'md': 'report.md', 'html': 'report.html'}
+LATEST = 'latest'
+FAIL_ON = ('critical', 'warning', 'never')
+MASK = '***'
+
+REACHABLE_CHECK = 'reachable'
+RUNBOOK_ERROR_CHECK = 'runbook_error'
+SERVICE_DOWN = 'service_down'
+RUNBOOK_ERROR_ALERT = 'runbook_error'
+
+_ANY_JSON = ['number', 'string', 'boolean', 'null', 'array', 'object']
+
+REPORT_SCHEMA = {
+    '$schema': 'https://json-schema.org/draft/2020-12/schema',
+    '$id': 'https://example.invalid/dealerscope/ops/docs/report.schema.json',
+    'title': 'DealerScope ops runbook report',
+    'description': ('report.json written by dealerscope.ops.ops_report once per runbook run (daily, patching, DR, ...). '
+                    'Generated from REPORT_SCHEMA in plugins/module_utils/ops_report.py; do not edit by hand.'),
+    'type': 'object',
+    'required': ['schema_version', 'runbook', 'started_at', 'finished_at', 'duration_s', 'status', 'hosts', 'summary',
+                 'problems', 'meta'],
+    'additionalProperties': False,
+    'properties': {
+        'schema_version': {'description': 'Version of this report format; bumped on incompatible changes.',
+                           'type': 'integer', 'const': SCHEMA_VERSION},
+        'runbook': {'description': 'Name of the runbook that produced the report (daily, patching, dr, ...).',
+                    'type': 'string', 'pattern': RUNBOOK_PATTERN},
+        'started_at': {'description': 'When the runbook run started, ISO-8601 UTC.', '$ref': '#/$defs/timestamp'},
+        'finished_at': {'description': 'When the runbook run finished (when the report was made, by default), ISO-8601 UTC.',
+                        '$ref': '#/$defs/timestamp'},
+        'duration_s': {'description': 'finished_at minus started_at, in seconds.', 'type': 'number', 'minimum': 0},
+        'status': {'description': 'Overall status: the worst status of all checks of all hosts (ok when there are none).',
+                   '$ref': '#/$defs/status'},
+        'hosts': {'description': 'Per host name, the host status and its checks.', 'type': 'object',
+                  'additionalProperties': {'$ref': '#/$defs/host'}},
+        'summary': {'$ref': '#/$defs/summary'},
+        'problems': {'description': 'Every check that is not ok, worst first (then by host and check name).',
+                     'type': 'array', 'items': {'$ref': '#/$defs/problem'}},
+        'meta': {'description': ('Free extra facts passed by the runbook (fleet size, module executions, inventory name, ...). '
+                                 'Values under secret-looking keys are replaced with "***".'),
+                 'type': 'object'},
+    },
+    '$defs': {
+        'timestamp': {'type': 'string', 'pattern': TIMESTAMP_PATTERN},
+        'status': {'type': 'string', 'enum': list(STATUSES)},
+        'count': {'type': 'integer', 'minimum': 0},
+        'host': {
+            'description': 'One host of the run.',
+            'type': 'object',
+            'required': ['status', 'checks'],
+            'additionalProperties': False,
+            'properties': {
+                'status': {'description': 'Worst status of the host checks (ok when it has none).', '$ref': '#/$defs/status'},
+                'checks': {'description': 'The host checks in the order the runbook produced them.', 'type': 'array',
+                           'items': {'$ref': '#/$defs/check'}},
+            },
+        },
+        'check': {
+            'description': 'One check result, as built by plugins/module_utils/ops_checks.py.',
+            'type': 'object',
+            'required': ['name', 'status', 'value', 'threshold', 'unit', 'message', 'alert'],
+            'additionalProperties': False,
+            'properties': {
+                'name': {'description': 'Check name, optionally prefix:subject (disk:/var).', 'type': 'string', 'minLength': 1},
+                'status': {'$ref': '#/$defs/status'},
+                'value': {'description': 'Measured value (null when it could not be measured).', 'type': _ANY_JSON},
+                'threshold': {'description': 'The limit the value was compared with (null when none).', 'type': _ANY_JSON},
+                'unit': {'description': 'Unit of value and threshold (empty when none).', 'type': 'string'},
+                'message': {'description': 'One-line human readable result.', 'type': 'string'},
+                'alert': {'description': 'Alert class raised by a non-ok status (service_down, resource_exhaustion, ...); null when ok.',
+                          'type': ['string', 'null']},
+                'details': {'description': 'Optional extra data of the check; secret-looking keys are masked.', 'type': _ANY_JSON},
+            },
+        },
+        'summary': {
+            'description': 'Counts over all hosts and checks.',
+            'type': 'object',
+            'required': ['hosts', 'checks', 'ok', 'warning', 'critical', 'by_alert', 'host_status'],
+            'additionalProperties': False,
+            'properties': {
+                'hosts': {'description': 'Number of hosts in the report.', '$ref': '#/$defs/count'},
+                'checks': {'description': 'Number of checks over all hosts.', '$ref': '#/$defs/count'},
+                'ok': {'description': 'Checks with status ok.', '$ref': '#/$defs/count'},
+                'warning': {'description': 'Checks with status warning.', '$ref': '#/$defs/count'},
+                'critical': {'description': 'Checks with status critical.', '$ref': '#/$defs/count'},
+                'by_alert': {'description': 'Number of non-ok checks per alert class (checks without an alert are not counted).',
+                             'type': 'object', 'additionalProperties': {'$ref': '#/$defs/count'}},
+                'host_status': {
+                    'description': 'Number of hosts per host status.',
+                    'type': 'object',
+                    'required': list(STATUSES),
+                    'additionalProperties': False,
+                    'properties': dict((status, {'$ref': '#/$defs/count'}) for status in STATUSES),
+                },
+            },
+        },
+        'problem': {
+            'description': 'A check that is not ok.',
+            'type': 'object',
+            'required': ['host', 'name', 'status', 'message', 'alert'],
+            'additionalProperties': False,
+            'properties': {
+                'host': {'type': 'string'},
+                'name': {'type': 'string'},
+                'status': {'type': 'string', 'enum': ['warning', 'critical']},
+                'message': {'type': 'string'},
+                'alert': {'type': ['string', 'null']},
+            },
+        },
+    },
+}
+
+
+def schema_json():
+    """The canonical text of ``docs/report.schema.json``."""
+    return json.dumps(REPORT_SCHEMA, indent=2) + '\n'
+
+
+# --------------------------------------------------------------------------- tiny JSON Schema validator
+
+# Keywords the validator understands; annotation keywords are accepted and ignored.
+VALIDATOR_KEYWORDS = frozenset(('type', 'const', 'enum', 'required', 'properties', 'additionalProperties', 'items',
+                                'minimum', 'minLength', 'pattern', '$ref'))
+ANNOTATION_KEYWORDS = frozenset(('$schema', '$id', '$defs', 'title', 'description'))
+
+
+def _is_type(instance, name):
+    if name == 'null':
+        return instance is None
+    if name == 'boolean':
+        return isinstance(instance, bool)
+    if name == 'integer':
+        return not isinstance(instance, bool) and (isinstance(instance, int) or (isinstance(instance, float) and instance.is_integer()))
+    if name == 'number':
+        return not isinstance(instance, bool) and isinstance(instance, (int, float))
+    if name == 'string':
+        return isinstance(instance, str)
+    if name == 'array':
+        return isinstance(instance, (list, tuple))
+    if name == 'object':
+        return isinstance(instance, dict)
+    raise ValueError('unknown JSON Schema type %r' % name)
+
+
+def _resolve(ref, root):
+    if not ref.startswith('#/'):
+        raise ValueError('only local $ref are supported, got %r' % ref)
+    node = root
+    for part in ref[2:].split('/'):
+        node = node[part.replace('~1', '/').replace('~0', '~')]
+    return node
+
+
+def validate(instance, schema=None, root=None, path='$'):
+    """Validate ``instance`` against the subset of JSON Schema 2020-12 used by ``REPORT_SCHEMA``.
+
+    Returns a list of error strings (empty when valid). Unknown keywords raise ValueError, so the
+    schema cannot silently use something this validator ignores.
+    """
+    if schema is None:
+        schema = REPORT_SCHEMA
+    if root is None:
+        root = schema
+    unknown = set(schema) - VALIDATOR_KEYWORDS - ANNOTATION_KEYWORDS
+    if unknown:
+        raise ValueError('unsupported JSON Schema keywords at %s: %s' % (path, ', '.join(sorted(unknown))))
+    errors = []
+    if '$ref' in schema:
+        errors.extend(validate(instance, _resolve(schema['$ref'], root), root, path))
+    if 'type' in schema:
+        types = schema['type'] if isinstance(schema['type'], list) else [schema['type']]
+        if not any(_is_type(instance, name) for name in types):
+            return errors + ['%s: expected %s, got %s' % (path, ' or '.join(types), type(instance).__name__)]
+    if 'const' in schema and instance != schema['const']:
+        errors.append('%s: must be %r' % (path, schema['const']))
+    if 'enum' in schema and instance not in schema['enum']:
+        errors.append('%s: %r is not one of %s' % (path, instance, ', '.join(repr(e) for e in schema['enum'])))
+    if isinstance(instance, str):
+        if 'minLength' in schema and len(instance) < schema['minLength']:
+            errors.append('%s: shorter than %d characters' % (path, schema['minLength']))
+        if 'pattern' in schema and not re.search(schema['pattern'], instance):
+            errors.append('%s: %r does not match %s' % (path, instance, schema['pattern']))
+    if 'minimum' in schema and _is_type(instance, 'number') and instance < schema['minimum']:
+        errors.append('%s: %r is less than %r' % (path, instance, schema['minimum']))
+    if isinstance(instance, dict):
+        for key in schema.get('required', []):
+            if key not in instance:
+                errors.append('%s: missing required property %r' % (path, key))
+        properties = schema.get('properties', {})
+        for key, value in instance.items():
+            child = '%s.%s' % (path, key)
+            if key in properties:
+                errors.extend(validate(value, properties[key], root, child))
+            elif schema.get('additionalProperties') is False:
+                errors.append('%s: unexpected property %r' % (path, key))
+            elif isinstance(schema.get('additionalProperties'), dict):
+                errors.extend(validate(value, schema['additionalProperties'], root, child))
+    if isinstance(instance, (list, tuple)) and 'items' in schema:
+        for index, item in enumerate(instance):
+            errors.extend(validate(item, schema['items'], root, '%s[%d]' % (path, index)))
+    return errors
+
+
+# --------------------------------------------------------------------------- secrets
+
+SECRET_KEY = re.compile(r'pass|secret|token|key|webhook|url_with_credentials', re.IGNORECASE)
+# scheme://userinfo@ -> scheme://***@ (userinfo runs to the last @ before the path)
+_URL_CREDENTIALS = re.compile(r'(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@]*(?:@[^\s/?#@]*)*@')
+# password=..., ?token=..., api_key=... inside free text
+_INLINE_SECRET = re.compile(r'(?i)\b([\w.-]*(?:pass|secret|token|key|webhook)[\w.-]*=)([^\s&,;\'"]+)')
+
+
+def scrub_text(text):
+    """Strip credentials from URLs and ``secret=value`` pairs in a string."""
+    text = _URL_CREDENTIALS.sub(lambda m: m.group(1) + MASK + '@', text)
+    return _INLINE_SECRET.sub(lambda m: m.group(1) + MASK, text)
+
+
+def scrub(value):
+    """Recursively mask values under secret-looking keys and strip URL credentials from strings."""
+    if isinstance(value, dict):
+        return dict((str(key), MASK if SECRET_KEY.search(str(key)) else scrub(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [scrub(item) for item in value]
+    if isinstance(value, str):
+        return scrub_text(str(value))
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return scrub_text(str(value))
+
+
+# --------------------------------------------------------------------------- time
+
+def parse_time(text):
+    """Parse an ISO-8601 timestamp; naive values are taken as UTC. Returns an aware UTC datetime."""
+    if isinstance(text, datetime.datetime):
+        moment = text
+    else:
+        value = str(text).strip()
+        if value.endswith(('Z', 'z')):
+            value = value[:-1] + '+00:00'
+        try:
+            moment = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError('not an ISO-8601 timestamp: %r' % text) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc)
+
+
+def format_time(moment):
+    """ISO-8601 UTC with a Z suffix; milliseconds only when there are any."""
+    text = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None).isoformat(
+        timespec='milliseconds' if moment.microsecond else 'seconds')
+    return text + 'Z'
+
+
+def run_dir_name(moment):
+    """Name of a run's directory: its start time as YYYYmmddTHHMMSSZ."""
+    return moment.astimezone(datetime.timezone.utc).strftime(RUN_DIR_FORMAT)
+
+
+# --------------------------------------------------------------------------- report
+
+def _as_list(value):
+    if value is None:
+        return []
+    if isinstance(value, dict) and 'checks' in value:
+        value = value['checks']
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def normalize_check(check):
+    """Return a schema-conforming copy of one check; anything malformed becomes a critical check that says so."""
+    if not isinstance(check, dict) or not check.get('name'):
+        return make_check('invalid_check', 'critical', None, None,
+                          'malformed check result: %s' % json.dumps(check, default=str, sort_keys=True)[:200])
+    status = check.get('status')
+    message = check.get('message')
+    message = '' if message is None else str(message)
+    if status not in STATUSES:
+        message = 'invalid status %r: %s' % (status, message) if message else 'invalid status %r' % (status,)
+        status = 'critical'
+    unit = check.get('unit')
+    result = make_check(str(check['name']), status, _jsonable(check.get('value')), _jsonable(check.get('threshold')), message,
+                        alert=None if check.get('alert') is None else str(check.get('alert')),
+                        unit='' if unit is None else str(unit),
+                        details=_jsonable(check['details']) if 'details' in check else None)
+    return result
+
+
+def _jsonable(value):
+    """Make ``value`` plain JSON data (tuples to lists, odd types to strings, NaN/inf to strings)."""
+    if isinstance(value, dict):
+        return dict((str(key), _jsonable(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return str(value)
+
+
+def problem_sort_key(problem):
+    return (-rank(problem['status']), problem['host'], problem['name'])
+
+
+def build_report(runbook, started_at, finished_at, hosts, unreachable=None, failed=None, meta=None):
+    """Build the report dict (already scrubbed). Raises ValueError on bad input."""
+    if not isinstance(runbook, str) or not re.match(RUNBOOK_PATTERN, runbook):
+        raise ValueError('runbook must be a simple name (letters, digits, _ . -, not starting with . or -), got %r' % (runbook,))
+    started = parse_time(started_at)
+    finished = parse_time(finished_at) if finished_at else datetime.datetime.now(datetime.timezone.utc)
+    if finished < started:
+        raise ValueError('finished_at (%s) is before started_at (%s)' % (format_time(finished), format_time(started)))
+    if not isinstance(hosts, dict):
+        raise ValueError('hosts must be a dict of host name to a list of checks')
+    failed = failed or {}
+    unreachable = [str(host) for host in (unreachable or [])]
+
+    checks_by_host = {}
+    for host in sorted(set(str(h) for h in hosts) | set(unreachable) | set(str(h) for h in failed)):
+        checks_by_host[host] = []
+    for host in unreachable:
+        if not any(c['name'] == REACHABLE_CHECK for c in checks_by_host[host]):
+            checks_by_host[host].append(make_check(REACHABLE_CHECK, 'critical', False, True,
+                                                   '%s is unreachable: no checks could run' % host, alert=SERVICE_DOWN))
+    for host, message in failed.items():
+        text = ' '.join(str(message or 'a task failed').split())
+        checks_by_host[str(host)].append(make_check(RUNBOOK_ERROR_CHECK, 'critical', None, None,
+                                                    'runbook task failed on %s: %s' % (host, text), alert=RUNBOOK_ERROR_ALERT))
+    for host, checks in hosts.items():
+        checks_by_host[str(host)].extend(normalize_check(check) for check in _as_list(checks))
+
+    report_hosts = {}
+    all_checks = []
+    problems = []
+    for host, checks in checks_by_host.items():
+        checks = scrub(checks)
+        report_hosts[host] = {'status': worst(c['status'] for c in checks), 'checks': checks}
+        all_checks.extend(checks)
+        problems.extend({'host': host, 'name': c['name'], 'status': c['status'], 'message': c['message'], 'alert': c['alert']}
+                        for c in checks if c['status'] != 'ok')
+    problems.sort(key=problem_sort_key)
+
+    counts = summarize(all_checks)
+    by_alert = {}
+    for check in all_checks:
+        if check['status'] != 'ok' and check['alert']:
+            by_alert[check['alert']] = by_alert.get(check['alert'], 0) + 1
+    host_status = dict((status, 0) for status in STATUSES)
+    for entry in report_hosts.values():
+        host_status[entry['status']] += 1
+
+    return {
+        'schema_version': SCHEMA_VERSION,
+        'runbook': runbook,
+        'started_at': format_time(started),
+        'finished_at': format_time(finished),
+        'duration_s': round((finished - started).total_seconds(), 3),
+        'status': counts['status'],
+        'hosts': report_hosts,
+        'summary': {
+            'hosts': len(report_hosts),
+            'checks': len(all_checks),
+            'ok': counts['ok'],
+            'warning': counts['warning'],
+            'critical': counts['critical'],
+            'by_alert': dict(sorted(by_alert.items(), key=lambda item: (-item[1], item[0]))),
+            'host_status': host_status,
+        },
+        'problems': problems,
+        'meta': scrub(_jsonable(meta or {})),
+    }
+
+
+def reaches(status, fail_on):
+    """Whether the overall ``status`` reaches the ``fail_on`` level."""
+    if fail_on == 'never':
+        return False
+    return rank(status) >= rank(fail_on)
+
+
+def failure_message(report, fail_on, location, limit=5):
+    """The module's failure message: the status, the worst checks and where the report is."""
+    worst_ones = [p for p in report['problems'] if rank(p['status']) >= rank(fail_on)]
+    named = ['%s %s (%s)' % (p['host'], p['name'], p['status']) for p in worst_ones[:limit]]
+    if len(worst_ones) > limit:
+        named.append('and %d more' % (len(worst_ones) - limit))
+    return '%s runbook status is %s (fail_on=%s): %s; report: %s' % (
+        report['runbook'], report['status'], fail_on, ', '.join(named), location)
+
+
+# --------------------------------------------------------------------------- rendering helpers
+
+def format_value(value, unit=''):
+    """Short human text for a value or threshold."""
+    if value is None:
+        return 'n/a'
+    if isinstance(value, bool):
+        text = 'yes' if value else 'no'
+    elif isinstance(value, float):
+        text = ('%.1f' % value).rstrip('0').rstrip('.') if abs(value) < 1000 else '%d' % round(value)
+    elif isinstance(value, (int, str)):
+        text = str(value)
+    else:
+        text = json.dumps(value, sort_keys=True, default=str)
+        if len(text) > 60:
+            text = text[:57] + '...'
+    return '%s %s' % (text, unit) if unit and not isinstance(value, bool) else text
+
+
+def format_duration(seconds):
+    seconds = float(seconds)
+    if seconds < 60:
+        return '%.1f s' % seconds
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return '%dh %02dm %02ds' % (hours, minutes, secs) if hours else '%dm %02ds' % (minutes, secs)
+
+
+BADGES = {'ok': '\U0001F7E2 OK', 'warning': '\U0001F7E0 WARNING', 'critical': '\U0001F534 CRITICAL'}
+
+
+def render_json(report):
+    return json.dumps(report, indent=2, ensure_ascii=False) + '\n'
+
+
+def _md(text):
+    """Escape text for a Markdown table cell (also neutralises inline HTML)."""
+    text = ' '.join(str(text).split())
+    text = html.escape(text, quote=False)
+    for char in '\\|`*_[]':
+        text = text.replace(char, '\\' + char)
+    return text
+
+
+def render_markdown(report):
+    summary = report['summary']
+    lines = [
+        '# %s runbook report' % _md(report['runbook']),
+        '',
+        '**Status: %s**' % BADGES[report['status']],
+        '',
+        '- Started: %s' % report['started_at'],
+        '- Finished: %s' % report['finished_at'],
+        '- Duration: %s' % format_duration(report['duration_s']),
+        '- Hosts: %d (%d ok, %d warning, %d critical)' % (
+            summary['hosts'], summary['host_status']['ok'], summary['host_status']['warning'], summary['host_status']['critical']),
+        '- Checks: %d (%d ok, %d warning, %d critical)' % (summary['checks'], summary['ok'], summary['warning'], summary['critical']),
+    ]
+    if summary['by_alert']:
+        lines.append('- Alerts: %s' % ', '.join('%s %d' % (_md(k), v) for k, v in summary['by_alert'].items()))
+    for key, value in sorted(report['meta'].items()):
+        lines.append('- %s: %s' % (_md(key), _md(format_value(value))))
+    lines += ['', '## Problems (worst first)', '']
+    if report['problems']:
+        lines += ['| Status | Host | Check | Alert | Message |', '|---|---|---|---|---|']
+        for problem in report['problems']:
+            cells = (BADGES[problem['status']], _md(problem['host']), _md(problem['name']), _md(problem['alert'] or ''),
+                     _md(problem['message']))
+            lines.append('| %s | %s | %s | %s | %s |' % cells)
+    else:
+        lines.append('None: every check is ok.')
+    lines += ['', '## Hosts']
+    for host, entry in report['hosts'].items():
+        lines += ['', '### %s: %s' % (_md(host), BADGES[entry['status']]), '']
+        if not entry['checks']:
+            lines.append('No checks.')
+            continue
+        lines += ['| Check | Status | Value | Threshold | Message |', '|---|---|---|---|---|']
+        for check in entry['checks']:
+            threshold = '' if check['threshold'] is None else format_value(check['threshold'], check['unit'])
+            cells = (_md(check['name']), BADGES[check['status']], _md(format_value(check['value'], check['unit'])), _md(threshold),
+                     _md(check['message']))
+            lines.append('| %s | %s | %s | %s | %s |' % cells)
+    return '\n'.join(lines) + '\n'
+
+
+_CSS = """
+*{box-sizing:border-box}
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2328;background:#f6f8fa}
+header{padding:16px 24px;color:#fff}
+header h1{margin:0 0 4px;font-size:22px}
+header p{margin:0}
+header.s-ok{background:#1a7f37}header.s-warning{background:#9a6700}header.s-critical{background:#cf222e}
+main{padding:16px 24px}
+section{margin-bottom:24px}
+h2{font-size:17px;margin:0 0 8px}
+.cards{display:flex;flex-wrap:wrap;gap:8px}
+.card{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:8px 14px;min-width:96px}
+.card b{display:block;font-size:20px}
+.card.s-ok b{color:#1a7f37}.card.s-warning b{color:#9a6700}.card.s-critical b{color:#cf222e}
+.meta{color:#57606a;margin-top:8px}
+ul.problems{list-style:none;padding:0;margin:0;background:#fff;border:1px solid #d0d7de;border-radius:6px}
+ul.problems li{padding:6px 10px;border-top:1px solid #eaeef2}
+ul.problems li:first-child{border-top:0}
+.tag{display:inline-block;min-width:72px;text-align:center;border-radius:10px;padding:0 8px;font-size:12px;font-weight:600;margin-right:6px}
+.tag.s-ok{background:#dafbe1;color:#1a7f37}.tag.s-warning{background:#fff1c2;color:#7d4e00}.tag.s-critical{background:#ffd7d5;color:#a40e26}
+.scroll{overflow:auto;max-height:80vh;border:1px solid #d0d7de;border-radius:6px;background:#fff}
+table.matrix{border-collapse:separate;border-spacing:0;font-size:12px}
+.matrix th,.matrix td{border-right:1px solid #eaeef2;border-bottom:1px solid #eaeef2;padding:3px 6px;text-align:center;vertical-align:middle}
+.matrix thead th{position:sticky;top:0;background:#f6f8fa;z-index:2;font-weight:600;max-width:140px;overflow-wrap:anywhere}
+.matrix thead tr.sub th{top:25px;font-weight:normal}
+.matrix th.host{position:sticky;left:0;background:#f6f8fa;z-index:1;text-align:left;white-space:nowrap}
+.matrix thead th.host{z-index:3}
+.matrix td{min-width:64px;white-space:nowrap}
+.matrix td .v{display:block;font-weight:600}
+.matrix td .t{display:block;color:#57606a;font-size:11px}
+.matrix td.s-ok{background:#dafbe1}.matrix td.s-warning{background:#fff1c2}.matrix td.s-critical{background:#ffd7d5}
+.matrix td.s-missing{background:#eaeef2;color:#8c959f}
+.matrix th.host.s-ok{border-left:4px solid #1a7f37}.matrix th.host.s-warning{border-left:4px solid #bf8700}
+.matrix th.host.s-critical{border-left:4px solid #cf222e}
+details{background:#fff;border:1px solid #d0d7de;border-radius:6px;margin-bottom:6px;padding:4px 10px}
+details table{border-collapse:collapse;width:100%;font-size:13px}
+details td,details th{border-top:1px solid #eaeef2;padding:3px 6px;text-align:left;vertical-align:top}
+footer{color:#57606a;font-size:12px;padding:0 24px 16px}
+"""
+
+
+def _e(value):
+    return html.escape(str(value), quote=True)
+
+
+def matrix_columns(report):
+    """Check names of all hosts grouped by prefix (the part before the first ':'), in first-seen order.
+
+    Returns ``[(group_label_or_None, [(check_name, column_label), ...]), ...]``; a None label is a
+    check without prefix that has its own column.
+    """
+    groups = []
+    index = {}
+    seen = set()
+    for entry in report['hosts'].values():
+        for check in entry['checks']:
+            name = check['name']
+            if name in seen:
+                continue
+            seen.add(name)
+            if ':' in name:
+                prefix, rest = name.split(':', 1)
+                key = ('prefix', prefix)
+                if key not in index:
+                    index[key] = len(groups)
+                    groups.append((prefix, []))
+                groups[index[key]][1].append((name, rest))
+            else:
+                index[('name', name)] = len(groups)
+                groups.append((None, [(name, name)]))
+    return groups
+
+
+def _cell(check):
+    if check is None:
+        return '<td class="s-missing" title="not checked on this host">&ndash;</td>'
+    parts = ['<td class="s-%s" title="%s: %s">' % (check['status'], _e(check['status'].upper()), _e(check['message']))]
+    parts.append('<span class="v">%s</span>' % _e(format_value(check['value'], check['unit'])))
+    if check['threshold'] is not None:
+        parts.append('<span class="t">limit %s</span>' % _e(format_value(check['threshold'], check['unit'])))
+    parts.append('</td>')
+    return ''.join(parts)
+
+
+def render_html(report):
+    summary = report['summary']
+    status = report['status']
+    out = ['<!DOCTYPE html>', '<html lang="en">', '<head>', '<meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           '<title>%s runbook: %s (%s)</title>' % (_e(report['runbook']), _e(status.upper()), _e(report['started_at'])),
+           '<style>%s</style>' % _CSS, '</head>', '<body>']
+    out.append('<header class="s-%s"><h1>%s runbook: %s</h1><p>Started %s &middot; finished %s &middot; took %s</p></header>' % (
+        status, _e(report['runbook']), _e(BADGES[status]), _e(report['started_at']), _e(report['finished_at']),
+        _e(format_duration(report['duration_s']))))
+    out.append('<main>')
+
+    out.append('<section><h2>Summary</h2><div class="cards">')
+    cards = [('', 'hosts', summary['hosts']), ('', 'checks', summary['checks']), ('s-ok', 'ok', summary['ok']),
+             ('s-warning', 'warning', summary['warning']), ('s-critical', 'critical', summary['critical'])]
+    for css, label, number in cards:
+        out.append('<div class="card %s"><b>%d</b>%s</div>' % (css, number, _e(label)))
+    out.append('</div>')
+    facts = ['hosts: %d ok, %d warning, %d critical' % (summary['host_status']['ok'], summary['host_status']['warning'],
+                                                        summary['host_status']['critical'])]
+    if summary['by_alert']:
+        facts.append('alerts: ' + ', '.join('%s %d' % (k, v) for k, v in summary['by_alert'].items()))
+    facts.extend('%s: %s' % (k, format_value(v)) for k, v in sorted(report['meta'].items()))
+    out.append('<p class="meta">%s</p></section>' % ' &middot; '.join(_e(f) for f in facts))
+
+    out.append('<section><h2>Problems (worst first)</h2>')
+    if report['problems']:
+        out.append('<ul class="problems">')
+        for problem in report['problems']:
+            alert = ' <small>[%s]</small>' % _e(problem['alert']) if problem['alert'] else ''
+            out.append('<li><span class="tag s-%s">%s</span><b>%s</b> %s: %s%s</li>' % (
+                problem['status'], _e(problem['status'].upper()), _e(problem['host']), _e(problem['name']),
+                _e(problem['message']), alert))
+        out.append('</ul>')
+    else:
+        out.append('<p>None: every check is ok.</p>')
+    out.append('</section>')
+
+    groups = matrix_columns(report)
+    has_sub = any(label is not None for label, _cols in groups)
+    out.append('<section><h2>Hosts &times; checks</h2><div class="scroll"><table class="matrix"><thead><tr>')
+    out.append('<th class="host"%s>Host</th>' % (' rowspan="2"' if has_sub else ''))
+    for label, cols in groups:
+        if label is None:
+            out.append('<th%s>%s</th>' % (' rowspan="2"' if has_sub else '', _e(cols[0][1])))
+        else:
+            out.append('<th colspan="%d">%s</th>' % (len(cols), _e(label)))
+    out.append('</tr>')
+    if has_sub:
+        out.append('<tr class="sub">')
+        for label, cols in groups:
+            if label is not None:
+                out.extend('<th title="%s">%s</th>' % (_e(name), _e(column)) for name, column in cols)
+        out.append('</tr>')
+    out.append('</thead><tbody>')
+    for host, entry in report['hosts'].items():
+        by_name = {}
+        for check in entry['checks']:
+            if check['name'] not in by_name or rank(check['status']) > rank(by_name[check['name']]['status']):
+                by_name[check['name']] = check
+        out.append('<tr><th class="host s-%s" title="%s">%s</th>' % (entry['status'], _e(entry['status'].upper()), _e(host)))
+        for _label, cols in groups:
+            out.extend(_cell(by_name.get(name)) for name, _column in cols)
+        out.append('</tr>')
+    out.append('</tbody></table></div></section>')
+
+    out.append('<section><h2>Host details</h2>')
+    for host, entry in report['hosts'].items():
+        out.append('<details%s><summary><span class="tag s-%s">%s</span><b>%s</b> (%d checks)</summary>' % (
+            '' if entry['status'] == 'ok' else ' open', entry['status'], _e(entry['status'].upper()), _e(host), len(entry['checks'])))
+        out.append('<table><thead><tr><th>Check</th><th>Status</th><th>Value</th><th>Threshold</th><th>Message</th></tr></thead><tbody>')
+        for check in entry['checks']:
+            threshold = '' if check['threshold'] is None else format_value(check['threshold'], check['unit'])
+            out.append('<tr><td>%s</td><td><span class="tag s-%s">%s</span></td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
+                _e(check['name']), check['status'], _e(check['status'].upper()), _e(format_value(check['value'], check['unit'])),
+                _e(threshold), _e(check['message'])))
+        out.append('</tbody></table></details>')
+    out.append('</section></main>')
+    out.append('<footer>dealerscope.ops.ops_report &middot; schema version %d &middot; report.json holds the full data</footer>'
+               % report['schema_version'])
+    out.append('</body></html>')
+    return '\n'.join(out) + '\n'
+
+
+# --------------------------------------------------------------------------- files
+
+def plan_paths(report_root, runbook, started):
+    """The paths a run's report goes to."""
+    runbook_dir = os.path.join(report_root, runbook)
+    run_dir = os.path.join(runbook_dir, run_dir_name(started))
+    paths = dict((kind, os.path.join(run_dir, name)) for kind, name in FILE_NAMES.items())
+    paths['latest'] = os.path.join(runbook_dir, LATEST)
+    return runbook_dir, run_dir, paths
+
+
+def _write_atomic(path, text):
+    tmp = '%s.tmp-%s' % (path, uuid.uuid4().hex[:8])
+    try:
+        with open(tmp, 'w', encoding='utf-8') as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def switch_latest(runbook_dir, run_dir_basename):
+    """Point ``<runbook_dir>/latest`` at ``run_dir_basename`` (relative link) atomically."""
+    latest = os.path.join(runbook_dir, LATEST)
+    if os.path.lexists(latest) and not os.path.islink(latest):
+        raise OSError('%s exists and is not a symlink; refusing to replace it' % latest)
+    tmp = os.path.join(runbook_dir, '.%s.tmp-%s' % (LATEST, uuid.uuid4().hex[:8]))
+    os.symlink(run_dir_basename, tmp)
+    try:
+        os.replace(tmp, latest)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def write_report(report, paths, run_dir, runbook_dir):
+    """Write the three files atomically and switch ``latest`` to this run."""
+    os.makedirs(run_dir, exist_ok=True)
+    _write_atomic(paths['json'], render_json(report))
+    _write_atomic(paths['md'], render_markdown(report))
+    _write_atomic(paths['html'], render_html(report))
+    switch_latest(runbook_dir, os.path.basename(run_dir))
+
+
+def runs_to_prune(runbook_dir, keep, new_run=None):
+    """Timestamped run directories beyond the newest ``keep``, never the one ``latest`` points to.
+
+    ``new_run`` is the run being written: it counts as present and, since ``latest`` is switched to
+    it, it is the protected one (otherwise the current target of ``latest`` is).
+    """
+    if keep < 1:
+        raise ValueError('keep must be at least 1, got %d' % keep)
+    names = set()
+    if os.path.isdir(runbook_dir):
+        names = set(name for name in os.listdir(runbook_dir)
+                    if RUN_DIR_PATTERN.match(name) and os.path.isdir(os.path.join(runbook_dir, name))
+                    and not os.path.islink(os.path.join(runbook_dir, name)))
+    protected = set()
+    latest = os.path.join(runbook_dir, LATEST)
+    if new_run:
+        names.add(new_run)
+        protected.add(new_run)
+    elif os.path.islink(latest):
+        protected.add(os.path.basename(os.path.normpath(os.readlink(latest))))
+    ordered = sorted(names, reverse=True)
+    return [os.path.join(runbook_dir, name) for name in ordered[keep:] if name not in protected]
+
+
+def prune(paths):
+    for path in paths:
+        shutil.rmtree(path)

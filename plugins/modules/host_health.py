@@ -1,0 +1,611 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) DealerScope Ops
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: host_health
+short_description: Measure every host-health fact of the daily runbook in one module execution
+version_added: 0.1.0
+author: DealerScope Ops (@dealerscope)
+description:
+  - Measures the health of one host and returns one check result (status V(ok), V(warning) or V(critical), value,
+    threshold, message, alert class) per fact, plus the raw measurements.
+  - "Covers: expected systemd services, their memory, failed systemd units, expected listening TCP ports,
+    disk and inode use per real mount, host (or container) memory, CPU utilisation and load, pending package
+    updates, whether a reboot is required and whether the clock is synchronised."
+  - Reads C(/proc), C(/sys/fs/cgroup) and C(os.statvfs) directly and runs only a few commands
+    (one C(systemctl show) for all units, C(systemctl list-units --state=failed), C(apt-get -s dist-upgrade)
+    and C(chronyc -n tracking) or C(timedatectl show)), so that it finishes well under a second plus the CPU sample.
+  - The module only reads; it never changes anything on the host. It never fails because a check is not ok;
+    the checks say so.
+options:
+  services:
+    description:
+      - systemd units expected to be active on this host. A name without a unit type suffix is a service.
+      - A unit that is not active (inactive, failed, activating, not found) gives a V(critical) check C(service:<unit>)
+        with alert V(service_down).
+    type: list
+    elements: str
+    default: []
+  memory_services:
+    description:
+      - systemd units whose memory is compared with O(service_memory_limit_mb) in check C(service_memory:<unit>)
+        (alert V(resource_exhaustion)).
+      - The memory is systemd's C(MemoryCurrent); when systemd does not account it, the summed resident set size of the
+        processes in the unit's cgroup, else the resident set size of its main process.
+      - A unit that is not running gives a V(warning) (alert V(service_down)), as its memory cannot be measured.
+    type: list
+    elements: str
+    default: []
+  service_memory_limit_mb:
+    description:
+      - Memory limit per service instance in MiB (readiness document, memory < 512 MB per instance).
+      - At or above it the C(service_memory:<unit>) check is V(critical).
+    type: int
+    default: 512
+  service_memory_warn_percent:
+    description:
+      - The C(service_memory:<unit>) check is a V(warning) at this percentage of O(service_memory_limit_mb).
+    type: int
+    default: 80
+  disk_mounts:
+    description:
+      - Mount points to check disk and inode use of. When empty, every real mount is checked, see O(disk_exclude_fstypes).
+      - Listed mount points are checked whatever their filesystem type; mount points that are not mounted are ignored.
+    type: list
+    elements: str
+    default: []
+  disk_exclude_fstypes:
+    description:
+      - Filesystem types that are not checked when O(disk_mounts) is empty (pseudo and image filesystems).
+      - Besides these, bind mounts of single files (C(/etc/hosts), C(/etc/hostname), C(/etc/resolv.conf) in containers)
+        are skipped, and a device mounted several times (bind mounts) is checked once.
+      - C(overlay) is not excluded by default, as it is the root filesystem of containers.
+    type: list
+    elements: str
+    default: [proc, sysfs, tmpfs, devtmpfs, devpts, cgroup, cgroup2, mqueue, securityfs, debugfs, tracefs, fusectl, configfs,
+              pstore, bpf, autofs, hugetlbfs, nsfs, ramfs, binfmt_misc, fuse.lxcfs, squashfs]
+  disk_warn_percent:
+    description: Disk use (as C(df) computes it) at which check C(disk:<mount>) is a V(warning).
+    type: int
+    default: 80
+  disk_crit_percent:
+    description: Disk use at which check C(disk:<mount>) is V(critical).
+    type: int
+    default: 90
+  inode_warn_percent:
+    description: Inode use at which check C(inodes:<mount>) is a V(warning).
+    type: int
+    default: 80
+  inode_crit_percent:
+    description: Inode use at which check C(inodes:<mount>) is V(critical).
+    type: int
+    default: 90
+  memory_warn_percent:
+    description:
+      - Memory use at which check C(memory) is a V(warning).
+      - Memory use is C(MemTotal - MemAvailable) of C(/proc/meminfo) in percent of C(MemTotal); in a container whose
+        cgroup memory limit is lower than C(MemTotal), the container's use (without inactive file cache) in percent
+        of that limit, or the host figure when that is worse.
+    type: int
+    default: 85
+  memory_crit_percent:
+    description: Memory use at which check C(memory) is V(critical).
+    type: int
+    default: 95
+  cpu_sample_seconds:
+    description:
+      - Length of the C(/proc/stat) sample the CPU utilisation is measured over.
+      - The module gathers its other facts during the sample and subtracts its own CPU time (and its commands')
+        from the measurement, so the sample costs at most this long.
+    type: float
+    default: 0.5
+  cpu_limit_percent:
+    description: CPU utilisation at which check C(cpu) is a V(warning) (readiness document, CPU < 70 % average).
+    type: int
+    default: 70
+  cpu_crit_percent:
+    description: CPU utilisation at which check C(cpu) is V(critical).
+    type: int
+    default: 90
+  check_updates:
+    description:
+      - Whether to look for pending package updates with C(apt-get -s -o Debug::NoLocking=1 dist-upgrade).
+      - This only simulates an upgrade with the package lists as they are; it never refreshes them.
+      - When V(false), there is no C(updates) check and RV(health.updates) is V(null).
+    type: bool
+    default: true
+  security_updates_status:
+    description: Status of check C(updates) when security updates are pending.
+    type: str
+    choices: [warning, critical]
+    default: warning
+  clock_max_offset_ms:
+    description:
+      - Largest absolute offset of the system clock from NTP time (as C(chronyc tracking) reports it) for check
+        C(clock_sync) to be V(ok).
+    type: int
+    default: 100
+  expected_ports:
+    description:
+      - TCP ports something must listen on (IPv4 or IPv6, any address). A missing one gives a V(critical) check
+        C(listening:<port>) with alert V(service_down).
+    type: list
+    elements: int
+    default: []
+attributes:
+  check_mode:
+    support: full
+    description: Can run in check_mode and return the same result as without it, because the module only reads.
+  diff_mode:
+    support: none
+    description: Will not return details on what has changed (nothing ever changes).
+  idempotent:
+    support: full
+    description: The module never changes anything, so running it again gives the same result.
+notes:
+  - "Checks and their alert classes: C(service:<unit>) (V(service_down)), C(service_memory:<unit>) (V(resource_exhaustion)),
+    C(failed_units) (V(warning) when any unit failed, V(critical) with alert V(service_down) when one of O(services) did),
+    C(listening:<port>) (V(service_down)), C(disk:<mount>), C(inodes:<mount>), C(memory), C(cpu) (all V(resource_exhaustion)),
+    C(updates) (O(security_updates_status) when security updates are pending), C(reboot_required) (V(warning) when
+    C(/run/reboot-required) exists) and C(clock_sync) (V(warning) when not synchronised or the offset is too large)."
+  - A fact that cannot be measured is V(critical) for disk, memory and CPU, and a V(warning) for the clock.
+  - C(updates) is V(ok) with a message saying so on hosts without C(apt-get). An upgrade is a security update when its
+    origin mentions C(-security) or C(Debian-Security).
+  - The clock is read from C(chronyc -n tracking) when chrony is installed and its daemon answers, else from
+    C(timedatectl show -p NTPSynchronized). In containers chronyd usually runs with C(-x) (it does not set the clock)
+    and may have no reachable server; the check then is a V(warning) that says so.
+  - In a container, CPU utilisation is the container's own (from its cgroup), because C(/proc/stat) and C(/proc/loadavg)
+    are host-wide there (without lxcfs) and would count the other containers; the load average stays host-wide and the
+    load per CPU divides it by the CPUs this process may run on.
+  - Listening sockets are read from C(/proc/net/tcp) and C(/proc/net/tcp6) of the module's network namespace.
+seealso:
+  - module: dealerscope.ops.sshd_access_check
+"""
+
+EXAMPLES = r"""
+- name: Host health of an API host
+  dealerscope.ops.host_health:
+    services: [dealerscope-api.service, ssh.service]
+    memory_services: [dealerscope-api.service]
+    service_memory_limit_mb: "{{ ops_limit_memory_mb_per_instance }}"
+    cpu_limit_percent: "{{ ops_limit_cpu_avg_percent }}"
+    expected_ports: [8000, 22]
+  register: host_health
+
+- name: Host health of the database primary, only its data mount
+  dealerscope.ops.host_health:
+    services: [postgresql@15-main.service]
+    disk_mounts: [/, /var/lib/postgresql]
+    security_updates_status: critical
+
+- name: Show what is not fine
+  ansible.builtin.debug:
+    msg: "{{ host_health.checks | rejectattr('status', 'equalto', 'ok') | map(attribute='message') | list }}"
+"""
+
+RETURN = r"""
+checks:
+  description:
+    - One check result per fact, in the order services, service memory, failed units, listening ports, disk and inodes
+      per mount, memory, cpu, updates, reboot required, clock.
+    - Each has C(name), C(status) (V(ok), V(warning) or V(critical)), C(value), C(threshold), C(unit), C(message),
+      C(alert) (V(null) when ok) and, for some, C(details).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: service:dealerscope-api.service
+      status: ok
+      value: active
+      threshold: active
+      unit: ""
+      message: dealerscope-api.service is active (running)
+      alert: null
+      details: {sub_state: running, load_state: loaded, main_pid: 412}
+    - name: disk:/
+      status: warning
+      value: 83.1
+      threshold: 80
+      unit: "%"
+      message: / disk use is 83.1 % (warning at >= 80 %)
+      alert: resource_exhaustion
+    - name: updates
+      status: warning
+      value: 2
+      threshold: 0
+      unit: ""
+      message: 2 security update(s) pending (libssl3, openssl), 14 other
+      alert: null
+      details: {security: [libssl3, openssl], other_count: 14}
+health:
+  description: The raw measurements the checks were made from.
+  returned: always
+  type: dict
+  contains:
+    mounts:
+      description: Disk and inode use of each checked mount.
+      type: list
+      elements: dict
+      sample:
+        - mount: /
+          device: "0:52"
+          fstype: overlay
+          source: overlay
+          size_bytes: 53660876800
+          used_bytes: 21464350720
+          avail_bytes: 29437411328
+          used_percent: 42.2
+          inodes_total: 3276800
+          inodes_used: 412345
+          inodes_percent: 12.6
+    memory:
+      description:
+        - Memory use. C(percent) is what check C(memory) compares; C(ceiling) says whether it is measured against the
+          host (V(host)) or the container's cgroup limit (V(cgroup)).
+      type: dict
+      sample:
+        total_bytes: 25276502016
+        available_bytes: 24764784640
+        used_bytes: 511717376
+        host_percent: 2.0
+        cgroup_limit_bytes: 1073741824
+        cgroup_used_bytes: 212254720
+        cgroup_percent: 19.8
+        ceiling: cgroup
+        percent: 19.8
+    cpu:
+      description:
+        - CPU utilisation over the sample, without the module's own CPU time (and its commands').
+        - C(percent) is what check C(cpu) compares. In a container (C(/run/.containerenv) or C(/.dockerenv) exists) it is
+          the container's cgroup CPU time in percent of the CPUs it may use (C(container_cpus), the usable CPUs or its
+          CFS quota, whichever is lower) and C(scope) is V(container); otherwise, and when the cgroup cannot be read,
+          the host-wide C(/proc/stat) figure (C(host_percent)) and C(scope) is V(host).
+      type: dict
+      sample: {percent: 3.2, scope: container, host_percent: 41.7, container_percent: 3.2, container_cpus: 2, cpus: 2,
+               sample_seconds: 0.51, own_cpu_seconds: 0.12}
+    loadavg:
+      description: The 1, 5 and 15 minute load averages.
+      type: list
+      elements: float
+      sample: [0.12, 0.2, 0.18]
+    services:
+      description:
+        - State of each unit of O(services) and O(memory_services), by the name given.
+        - C(memory_bytes), C(memory_mb) and C(memory_source) (V(MemoryCurrent), V(cgroup_rss) or V(main_pid_rss))
+          are set for O(memory_services).
+      type: dict
+      sample:
+        dealerscope-api.service:
+          id: dealerscope-api.service
+          load_state: loaded
+          active_state: active
+          sub_state: running
+          main_pid: 412
+          memory_current_bytes: 58720256
+          control_group: /system.slice/dealerscope-api.service
+          memory_bytes: 58720256
+          memory_mb: 56.0
+          memory_source: MemoryCurrent
+    listening:
+      description: Listening TCP sockets (IPv4 and IPv6), sorted by port.
+      type: list
+      elements: dict
+      sample:
+        - {port: 22, address: 0.0.0.0, family: tcp}
+        - {port: 22, address: "::", family: tcp6}
+        - {port: 8000, address: 127.0.0.1, family: tcp}
+    updates:
+      description:
+        - Pending upgrades from C(apt-get -s dist-upgrade); V(null) when O(check_updates=false).
+        - C(supported) is V(false) on hosts without C(apt-get); C(error) is set when the simulation failed.
+      type: dict
+      sample:
+        supported: true
+        total: 16
+        security: [libssl3, openssl]
+        other_count: 14
+        packages:
+          - {name: libssl3, old: 3.0.15-1~deb12u1, new: 3.0.16-1~deb12u1, origin: "Debian-Security:12/stable-security [amd64]", security: true}
+        error: null
+    reboot_required:
+      description: Whether C(/run/reboot-required) exists, and the packages listed in C(/run/reboot-required.pkgs).
+      type: dict
+      sample: {required: false, packages: []}
+    clock:
+      description:
+        - Clock synchronisation as reported by C(chronyc) or C(timedatectl) (C(source)); C(offset_ms) is positive when
+          the system clock is ahead of NTP time.
+      type: dict
+      sample:
+        source: chronyc
+        synchronized: true
+        offset_ms: 0.412
+        leap_status: Normal
+        reference: A29FC87B (162.159.200.123)
+        chronyd_no_clock_control: false
+        error: null
+    failed_units:
+      description: Names of the failed systemd units; V(null) when systemctl is not available.
+      type: list
+      elements: str
+      sample: [logrotate.service]
+    elapsed_ms:
+      description: Runtime of the module itself in milliseconds, from argument parsing to the result (without Python start-up).
+      type: int
+      sample: 540
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.dealerscope.ops.plugins.module_utils.host_health import (
+    CONTAINER_MARKERS,
+    DEFAULT_EXCLUDE_FSTYPES,
+    SHOW_PROPERTIES,
+    cgroup_cpu_percent,
+    cgroup_cpu_quota,
+    cgroup_cpu_usage_seconds,
+    cgroup_memory_limit,
+    chronyd_options,
+    clock_state,
+    cpu_percent,
+    listening_ports,
+    match_show_blocks,
+    memory_usage,
+    parse_apt_simulation,
+    parse_chronyc_tracking,
+    parse_failed_units,
+    parse_loadavg,
+    parse_meminfo,
+    parse_mountinfo,
+    parse_proc_mounts,
+    parse_proc_net_tcp,
+    parse_proc_stat_cpu,
+    parse_systemctl_show,
+    select_mounts,
+    statvfs_usage,
+    unit_memory,
+    unit_state,
+    evaluate,
+)
+
+C_ENV = {'LANG': 'C', 'LC_ALL': 'C', 'LC_MESSAGES': 'C', 'SYSTEMD_PAGER': '', 'SYSTEMD_COLORS': '0'}
+
+
+def read_text(path):
+    """Return the file's text, or None when it is missing or unreadable."""
+    try:
+        with open(path, 'rb') as handle:
+            return handle.read().decode('utf-8', errors='replace')
+    except (IOError, OSError):
+        return None
+
+
+def is_directory(path):
+    return os.path.isdir(path)
+
+
+def fs_stat(path):
+    return os.statvfs(path)
+
+
+def path_exists(path):
+    return os.path.exists(path)
+
+
+def own_cpu_seconds():
+    """CPU time of this process and its waited-for children."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def usable_cpus():
+    try:
+        return len(os.sched_getaffinity(0)) or os.cpu_count()
+    except (AttributeError, OSError):
+        return os.cpu_count()
+
+
+def one_line(text):
+    """Command output as one line, for messages."""
+    return '; '.join(line.strip() for line in (text or '').splitlines() if line.strip())
+
+
+def unique(items):
+    result = []
+    for item in items:
+        if item not in result:
+            result.append(item)
+    return result
+
+
+def gather_services(module, units, memory_units):
+    services = dict((unit, unit_state({})) for unit in units)
+    if not units:
+        return services
+    systemctl = module.get_bin_path('systemctl')
+    if not systemctl:
+        for unit in units:
+            services[unit]['error'] = 'systemctl not found'
+        return services
+    rc, out, err = module.run_command([systemctl, 'show', '--no-pager', '-p', ','.join(SHOW_PROPERTIES)] + units,
+                                      environ_update=C_ENV)
+    blocks = parse_systemctl_show(out)
+    if rc != 0 and not blocks:
+        for unit in units:
+            services[unit]['error'] = 'systemctl show failed (rc=%s): %s' % (rc, one_line(err or out))
+        return services
+    for unit, block in match_show_blocks(units, blocks).items():
+        services[unit] = unit_state(block)
+    for unit in memory_units:
+        memory, source = unit_memory(services[unit])
+        services[unit].update(memory_bytes=memory, memory_mb=None if memory is None else round(memory / 1048576.0, 1),
+                              memory_source=source)
+    return services
+
+
+def gather_failed_units(module):
+    systemctl = module.get_bin_path('systemctl')
+    if not systemctl:
+        return None
+    rc, out, _err = module.run_command([systemctl, 'list-units', '--state=failed', '--no-legend', '--plain', '--no-pager'],
+                                       environ_update=C_ENV)
+    if rc != 0 and not out.strip():
+        return None
+    return parse_failed_units(out)
+
+
+def gather_mounts(params):
+    text = read_text('/proc/self/mountinfo')
+    if text:
+        mounts = parse_mountinfo(text)
+    else:
+        mounts = parse_proc_mounts(read_text('/proc/mounts'))
+        for entry in mounts:
+            try:
+                entry['device'] = str(os.stat(entry['mount']).st_dev)
+            except OSError:
+                entry['device'] = None
+    result = []
+    for entry in select_mounts(mounts, params['disk_exclude_fstypes'], only=params['disk_mounts'], isdir=is_directory):
+        try:
+            usage = statvfs_usage(entry['mount'], fs_stat(entry['mount']))
+        except OSError as exc:
+            usage = {'mount': entry['mount'], 'error': str(exc)}
+        usage.update(device=entry['device'], fstype=entry['fstype'], source=entry['source'])
+        result.append(usage)
+    return result
+
+
+def gather_updates(module):
+    apt_get = module.get_bin_path('apt-get')
+    if not apt_get:
+        return {'supported': False, 'reason': 'apt-get not found, not supported on this host', 'total': None, 'security': [],
+                'other_count': None, 'packages': [], 'error': None}
+    rc, out, err = module.run_command([apt_get, '-s', '-o', 'Debug::NoLocking=1', 'dist-upgrade'], environ_update=C_ENV)
+    if rc != 0:
+        return {'supported': True, 'total': None, 'security': [], 'other_count': None, 'packages': [],
+                'error': 'apt-get -s dist-upgrade failed (rc=%s): %s' % (rc, one_line('\n'.join((err or out).strip().splitlines()[-2:])))}
+    packages = parse_apt_simulation(out)
+    security = [package['name'] for package in packages if package['security']]
+    return {'supported': True, 'total': len(packages), 'security': security, 'other_count': len(packages) - len(security),
+            'packages': packages, 'error': None}
+
+
+def gather_reboot():
+    required = path_exists('/run/reboot-required')
+    packages = unique((read_text('/run/reboot-required.pkgs') or '').split()) if required else []
+    return {'required': required, 'packages': packages}
+
+
+def gather_clock(module):
+    errors = []
+    chronyc = module.get_bin_path('chronyc')
+    if chronyc:
+        rc, out, err = module.run_command([chronyc, '-n', 'tracking'], environ_update=C_ENV)
+        tracking = parse_chronyc_tracking(out) if rc == 0 else None
+        if tracking and tracking['leap_status'] is not None:
+            return clock_state(tracking=tracking, chronyd_args=chronyd_options(), source='chronyc')
+        errors.append('chronyc tracking: %s' % (one_line(err or out) or 'rc=%s' % rc))
+    timedatectl = module.get_bin_path('timedatectl')
+    if timedatectl:
+        rc, out, err = module.run_command([timedatectl, 'show', '-p', 'NTPSynchronized', '--value'], environ_update=C_ENV)
+        value = out.strip().lower()
+        if rc == 0 and value in ('yes', 'no'):
+            return clock_state(ntp_synchronized=value == 'yes', chronyd_args=chronyd_options() if chronyc else None,
+                               source='timedatectl', error='; '.join(errors) or None)
+        errors.append('timedatectl: %s' % (one_line(err or out) or 'rc=%s' % rc))
+    if not chronyc and not timedatectl:
+        errors.append('neither chronyc nor timedatectl is installed')
+    return clock_state(source=None, error='; '.join(errors))
+
+
+def main():
+    start = time.monotonic()
+    module = AnsibleModule(
+        argument_spec=dict(
+            services=dict(type='list', elements='str', default=[]),
+            memory_services=dict(type='list', elements='str', default=[]),
+            service_memory_limit_mb=dict(type='int', default=512),
+            service_memory_warn_percent=dict(type='int', default=80),
+            disk_mounts=dict(type='list', elements='str', default=[]),
+            disk_exclude_fstypes=dict(type='list', elements='str', default=list(DEFAULT_EXCLUDE_FSTYPES)),
+            disk_warn_percent=dict(type='int', default=80),
+            disk_crit_percent=dict(type='int', default=90),
+            inode_warn_percent=dict(type='int', default=80),
+            inode_crit_percent=dict(type='int', default=90),
+            memory_warn_percent=dict(type='int', default=85),
+            memory_crit_percent=dict(type='int', default=95),
+            cpu_sample_seconds=dict(type='float', default=0.5),
+            cpu_limit_percent=dict(type='int', default=70),
+            cpu_crit_percent=dict(type='int', default=90),
+            check_updates=dict(type='bool', default=True),
+            security_updates_status=dict(type='str', default='warning', choices=['warning', 'critical']),
+            clock_max_offset_ms=dict(type='int', default=100),
+            expected_ports=dict(type='list', elements='int', default=[]),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params['cpu_sample_seconds'] <= 0 or params['cpu_sample_seconds'] > 60:
+        module.fail_json(msg='cpu_sample_seconds must be greater than 0 and at most 60, got %s' % params['cpu_sample_seconds'])
+
+    # The CPU sample runs while everything else is gathered; the module's own CPU time is subtracted.
+    in_container = any(path_exists(marker) for marker in CONTAINER_MARKERS)
+    cpu_first = parse_proc_stat_cpu(read_text('/proc/stat'))
+    cgroup_first = cgroup_cpu_usage_seconds() if in_container else None
+    own_first = own_cpu_seconds()
+    sample_start = time.monotonic()
+
+    units = unique(params['services'] + params['memory_services'])
+    health = {
+        'services': gather_services(module, units, unique(params['memory_services'])),
+        'failed_units': gather_failed_units(module),
+        'listening': listening_ports(parse_proc_net_tcp(read_text('/proc/net/tcp'), 'tcp') +
+                                     parse_proc_net_tcp(read_text('/proc/net/tcp6'), 'tcp6')),
+        'mounts': gather_mounts(params),
+        'memory': memory_usage(parse_meminfo(read_text('/proc/meminfo')), cgroup_memory_limit(read_text('/proc/self/cgroup'))),
+        'updates': gather_updates(module) if params['check_updates'] else None,
+        'reboot_required': gather_reboot(),
+        'clock': gather_clock(module),
+    }
+
+    remaining = params['cpu_sample_seconds'] - (time.monotonic() - sample_start)
+    if remaining > 0:
+        time.sleep(remaining)
+    own = own_cpu_seconds() - own_first
+    cpu_second = parse_proc_stat_cpu(read_text('/proc/stat'))
+    cgroup_second = cgroup_cpu_usage_seconds() if cgroup_first is not None else None
+    elapsed = time.monotonic() - sample_start
+    clock_ticks = os.sysconf('SC_CLK_TCK') if hasattr(os, 'sysconf') else 100
+    cpus = usable_cpus()
+    quota = cgroup_cpu_quota() if in_container else None
+    host_percent = cpu_percent(cpu_first, cpu_second, own_jiffies=int(own * clock_ticks))
+    container_cpus = min(cpus, quota) if quota else cpus
+    container_percent = cgroup_cpu_percent(cgroup_first, cgroup_second, elapsed, container_cpus, own_seconds=own)
+    health['cpu'] = {
+        'percent': container_percent if container_percent is not None else host_percent,
+        'scope': 'container' if container_percent is not None else 'host',
+        'host_percent': host_percent,
+        'container_percent': container_percent,
+        'container_cpus': round(container_cpus, 2) if in_container else None,
+        'cpus': cpus,
+        'sample_seconds': round(elapsed, 3),
+        'own_cpu_seconds': round(own, 3),
+    }
+    health['loadavg'] = parse_loadavg(read_text('/proc/loadavg'))
+
+    checks = evaluate(params, health)
+    health['elapsed_ms'] = int(round((time.monotonic() - start) * 1000))
+    module.exit_json(changed=False, checks=checks, health=health)
+
+
+if __name__ == '__main__':
+    main()

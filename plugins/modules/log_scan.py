@@ -1,0 +1,415 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) DealerScope Ops
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: log_scan
+short_description: Count security events, 5xx errors and PII in the logs written since the previous run
+version_added: 0.1.0
+author: DealerScope Ops (@dealerscope)
+description:
+  - Reads the logs written since the previous run of the module on the host, from a cursor kept in O(state_file),
+    so that nothing is counted twice or missed between two runs of the daily runbook.
+    On the first run (no cursor) it looks back O(first_run_lookback_hours).
+  - "The systemd journal (entries of C(sshd), C(sshd-session), C(sshd-auth), C(sudo), C(useradd), C(groupadd),
+    C(usermod) and C(adduser)) gives the checks C(ssh_auth_failures), C(sudo_use) and C(new_accounts)."
+  - "SSH failures are de-duplicated per connection: the lines of one connection (same sshd process id and
+    client address) count as many failures as they have C(Failed <method>) lines, or one failure when the
+    connection only shows other failure evidence (C(Invalid user), PAM failure, C(maximum authentication
+    attempts exceeded), C(Connection closed by authenticating user ... [preauth]))."
+  - "JSON access logs (O(access_logs)) give the check C(app_5xx_rate): the share of 5xx responses among the
+    requests logged since the cursor. Each file's cursor is its inode and byte offset; after a rotation the
+    rotated file (C(<path>.1)) is finished before the new file is read from its start."
+  - "The lines of O(pii_paths) and the journal entries read are scanned for email addresses and payment card
+    numbers (check C(pii_in_logs)). Only masked samples are ever returned, never a raw address or number."
+  - In check mode everything is read and counted but the cursor is not written.
+options:
+  state_file:
+    description:
+      - Path of the cursor file on the host. It is written atomically with mode C(0600); a missing parent
+        directory is created with mode C(0700).
+    type: path
+    default: /var/lib/dealerscope-ops/log_scan.json
+  first_run_lookback_hours:
+    description:
+      - How far back to read when there is no cursor yet (first run, or a log file seen for the first time).
+      - For files, JSON lines whose C(ts), C(time), C(timestamp) or C(@timestamp) is older are skipped;
+        lines without a timestamp are read.
+    type: int
+    default: 24
+  max_journal_entries:
+    description:
+      - Upper bound of journal entries read in one run. When it is reached, the cursor stops at the last
+        entry read and the rest is read by the next run (C(truncated) is V(true) in RV(cursor.journal)).
+    type: int
+    default: 200000
+  access_logs:
+    description:
+      - JSON-lines access logs with a C(status) field. Lines that are not JSON objects with a valid HTTP
+        status are counted as malformed, never fatal. Missing files are reported in the message.
+    type: list
+    elements: path
+    default: [/var/log/dealerscope/access.log]
+  pii_paths:
+    description:
+      - Log files scanned for PII, each with its own cursor.
+      - When empty, the O(access_logs) are scanned.
+    type: list
+    elements: path
+    default: []
+  ssh_failures_warn:
+    description: Number of SSH authentication failures since the last run from which C(ssh_auth_failures) is a warning.
+    type: int
+    default: 10
+  ssh_failures_crit:
+    description: Number of SSH authentication failures since the last run from which C(ssh_auth_failures) is critical.
+    type: int
+    default: 100
+  error_rate_percent:
+    description:
+      - Error-rate SLO of the readiness document, in percent of requests. C(app_5xx_rate) is critical
+        (alert C(high_error_rate)) when the 5xx share exceeds it and at least O(min_requests) requests were logged.
+    type: float
+    default: 0.1
+  min_requests:
+    description: Fewest requests since the last run for which the 5xx rate is judged.
+    type: int
+    default: 20
+  scan_journal:
+    description:
+      - Read the systemd journal. When V(false), the checks C(ssh_auth_failures), C(sudo_use) and
+        C(new_accounts) are not returned and the journal cursor is left as it is.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: Reads and counts everything, but does not write the cursor, so the next run reads the same logs again.
+  diff_mode:
+    support: none
+    description: Will not return details on what has changed.
+  idempotent:
+    support: partial
+    description:
+      - The module only changes its own cursor file, and only when new log entries were read.
+      - Running it again reports only what was logged in between (usually the connection of the run itself).
+notes:
+  - "Journal entries are read with C(journalctl -o json --after-cursor) (or C(--since) on the first run),
+    filtered by syslog identifier (C(-t)), which journald serves from its field index."
+  - "Card numbers are 13 to 19 digits, optionally grouped by single spaces or dashes, starting with 2 to 6
+    (the card networks' major industry identifiers; this keeps epoch timestamps in milliseconds out) and
+    Luhn-valid. Digit runs that continue a word, a dotted or dashed token or a decimal number are ignored.
+    Email addresses also match with a URL-encoded C(@) (C(%40))."
+  - "Masks: C(john.doe@example.com) becomes C(j***@e***.com), a card number C(**** **** **** 1234).
+    User and group names taken from the logs are masked the same way when they are emails or card numbers."
+  - For journal entries, a PII sample's C(source) is C(journal:<identifier>) and its C(line) the position of
+    the entry among the entries read in this run.
+seealso:
+  - name: journalctl manual page
+    description: Cursors, C(--after-cursor) and the JSON output format.
+    link: https://www.freedesktop.org/software/systemd/man/latest/journalctl.html
+"""
+
+EXAMPLES = r"""
+- name: Scan the logs written since the previous daily run
+  dealerscope.ops.log_scan:
+  register: logs
+
+- name: Application hosts, with a tighter SSH threshold and an extra file scanned for PII
+  dealerscope.ops.log_scan:
+    access_logs:
+      - /var/log/dealerscope/access.log
+    pii_paths:
+      - /var/log/dealerscope/access.log
+      - /var/log/dealerscope/app.log
+    ssh_failures_warn: 5
+    ssh_failures_crit: 50
+
+- name: Look without moving the cursor
+  dealerscope.ops.log_scan:
+  check_mode: true
+"""
+
+RETURN = r"""
+checks:
+  description:
+    - "Check results (see C(plugins/module_utils/ops_checks.py)): C(ssh_auth_failures), C(sudo_use), C(new_accounts)
+      (unless O(scan_journal=false)), C(app_5xx_rate) and C(pii_in_logs)."
+    - "C(ssh_auth_failures) details: C(sources) (top 10 client addresses) and C(users) (top 10 user names).
+      C(sudo_use) details: C(users), C(targets), C(failures), C(failed_users). C(new_accounts) details: C(users),
+      C(groups) (not counting the personal group of a new user), C(group_additions).
+      C(app_5xx_rate) details: C(requests), C(errors_5xx), C(malformed_lines).
+      C(pii_in_logs) details: C(emails), C(cards) and up to three masked C(samples) with their C(source) and C(line)."
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: ssh_auth_failures
+      status: warning
+      value: 12
+      threshold: 10
+      unit: ""
+      message: "SSH authentication failures since the last run is 12 (warning at >= 10); top sources: 203.0.113.9 (12)"
+      alert: security_event
+      details:
+        sources: {"203.0.113.9": 12}
+        users: {"admin": 8, "oracle": 4}
+    - name: pii_in_logs
+      status: critical
+      value: 1
+      threshold: 0
+      unit: lines
+      message: "1 log line(s) contain PII (1 email address(es), 1 card number(s))"
+      alert: pii_exposure
+      details:
+        emails: 1
+        cards: 1
+        samples:
+          - {source: /var/log/dealerscope/access.log, line: 1042, kind: card, masked: "**** **** **** 1111"}
+          - {source: /var/log/dealerscope/access.log, line: 1042, kind: email, masked: "j***@e***.com"}
+summary:
+  description: Counts of checks per status and the worst status.
+  returned: always
+  type: dict
+  sample: {ok: 3, warning: 1, critical: 1, status: critical}
+cursor:
+  description: What was read in this run.
+  returned: always
+  type: dict
+  contains:
+    state_file:
+      description: The cursor file.
+      type: str
+      sample: /var/lib/dealerscope-ops/log_scan.json
+    first_run:
+      description: Whether there was no usable cursor file.
+      type: bool
+      sample: false
+    written:
+      description: Whether the cursor file was written (never in check mode, and only when its content changes).
+      type: bool
+      sample: true
+    journal:
+      description:
+        - Journal entries read (C(entries)), the time of the first and last one (C(from), C(to)), the cursor read after
+          (C(after_cursor)) or the time read since (C(since)), the new cursor (C(cursor)) and whether
+          O(max_journal_entries) stopped the reading (C(truncated)). Absent when O(scan_journal=false).
+      type: dict
+      sample:
+        entries: 57
+        from: "2025-05-04T06:00:12Z"
+        to: "2025-05-05T05:59:48Z"
+        after_cursor: "s=0d5c...;i=1a2b;b=...;m=...;t=...;x=..."
+        since: null
+        cursor: "s=0d5c...;i=1a64;b=...;m=...;t=...;x=..."
+        truncated: false
+    files:
+      description:
+        - Per log file, the byte range read (C(from_offset), C(to_offset), C(bytes), C(lines)), whether it was
+          C(rotated) since the last run, C(missing), or whether the tail of the rotated file was C(lost) (not found
+          as C(<path>.1)), and how many first-run lines were older than the look-back (C(skipped_before_lookback)).
+      type: dict
+      sample:
+        /var/log/dealerscope/access.log:
+          from_offset: 104857
+          to_offset: 131072
+          bytes: 26215
+          lines: 120
+          rotated: false
+          missing: false
+          lost: false
+          skipped_before_lookback: 0
+counts:
+  description: The raw numbers behind the checks.
+  returned: always
+  type: dict
+  sample:
+    journal_entries: 57
+    ssh_failures: 12
+    ssh_failure_lines: 26
+    sudo_commands: 4
+    sudo_failures: 0
+    new_users: 0
+    new_groups: 0
+    requests: 120
+    errors_5xx: 0
+    malformed_lines: 0
+    pii_lines: 0
+    pii_emails: 0
+    pii_cards: 0
+    bytes_read: 26215
+"""
+
+import copy
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.dealerscope.ops.plugins.module_utils.log_scan import (
+    AccessLogCounter,
+    JournalScanner,
+    PiiScanner,
+    accounts_check,
+    app_5xx_check,
+    dump_state,
+    empty_state,
+    epoch_to_iso,
+    journal_command,
+    journal_failed_checks,
+    load_state,
+    parse_journal_line,
+    pii_check,
+    scan_files,
+    ssh_check,
+    stream_command,
+    sudo_check,
+    usec_to_iso,
+    write_state,
+)
+from ansible_collections.dealerscope.ops.plugins.module_utils.ops_checks import summarize
+
+
+def read_journal(module, journalctl, cursor, since, max_entries):
+    """Run journalctl after ``cursor`` (again since ``since`` when the cursor is refused).
+
+    Return ``(scanner, error, used_since)``; ``used_since`` is None when the cursor was used.
+    """
+    attempts = [(cursor, None), (None, since)] if cursor else [(None, since)]
+    for attempt_cursor, attempt_since in attempts:
+        scanner = JournalScanner(pii=PiiScanner())
+
+        def feed(line, scanner=scanner):
+            entry = parse_journal_line(line)
+            if entry is not None:
+                scanner.feed(entry)
+
+        try:
+            rc, err, truncated = stream_command(journal_command(journalctl, cursor=attempt_cursor, since=attempt_since), feed, max_entries)
+        except OSError as exc:
+            return None, 'cannot run %s: %s' % (journalctl, exc), None
+        scanner.truncated = truncated
+        if rc in (0, None) or scanner.entries:
+            return scanner, None, attempt_since
+        err_lines = [text.strip() for text in err.splitlines() if text.strip()]
+        reason = err_lines[-1] if err_lines else 'no error message'
+        if attempt_cursor:
+            module.warn('journalctl refused the saved cursor (%s); reading since %s instead' % (reason, epoch_to_iso(since)))
+            continue
+        return None, 'journalctl failed (rc=%s): %s' % (rc, reason), None
+    return None, 'journalctl failed', None  # not reached
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state_file=dict(type='path', default='/var/lib/dealerscope-ops/log_scan.json'),
+            first_run_lookback_hours=dict(type='int', default=24),
+            max_journal_entries=dict(type='int', default=200000),
+            access_logs=dict(type='list', elements='path', default=['/var/log/dealerscope/access.log']),
+            pii_paths=dict(type='list', elements='path', default=[]),
+            ssh_failures_warn=dict(type='int', default=10),
+            ssh_failures_crit=dict(type='int', default=100),
+            error_rate_percent=dict(type='float', default=0.1),
+            min_requests=dict(type='int', default=20),
+            scan_journal=dict(type='bool', default=True),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params['first_run_lookback_hours'] < 0 or params['max_journal_entries'] < 1:
+        module.fail_json(msg='first_run_lookback_hours must be >= 0 and max_journal_entries >= 1')
+    started = time.time()
+    first_run_since = started - params['first_run_lookback_hours'] * 3600
+
+    state_file = params['state_file']
+    state, problem = load_state(state_file)
+    if problem:
+        module.warn(problem)
+    first_run = state is None
+    old_dump = dump_state(state) if state is not None else None
+    state = state if state is not None else empty_state()
+    new_state = copy.deepcopy(state)
+
+    pii = PiiScanner()
+    checks = []
+    counts = {}
+    cursor_info = {'state_file': state_file, 'first_run': first_run, 'written': False}
+
+    if params['scan_journal']:
+        saved = state.get('journal') or {}
+        journalctl = module.get_bin_path('journalctl', opt_dirs=['/usr/bin', '/bin'])
+        if not journalctl:
+            scanner, error, used_since = None, 'journalctl not found', None
+        else:
+            since = saved.get('since') or first_run_since
+            scanner, error, used_since = read_journal(module, journalctl, saved.get('cursor'), since, params['max_journal_entries'])
+        if scanner is None:
+            module.warn(error)
+            checks.extend(journal_failed_checks(error))
+            cursor_info['journal'] = {'entries': 0, 'error': error}
+        else:
+            pii = scanner.pii
+            if scanner.last_cursor:
+                new_state['journal'] = {'cursor': scanner.last_cursor, 'since': None}
+            elif not saved.get('cursor'):
+                new_state['journal'] = {'cursor': None, 'since': int(started)}
+            if scanner.truncated:
+                module.warn('max_journal_entries (%d) reached: the rest of the journal is read by the next run' % params['max_journal_entries'])
+            failures = ssh_check(scanner, params['ssh_failures_warn'], params['ssh_failures_crit'])
+            checks.extend([failures, sudo_check(scanner), accounts_check(scanner)])
+            cursor_info['journal'] = {
+                'entries': scanner.entries,
+                'from': usec_to_iso(scanner.first_usec) if scanner.first_usec else None,
+                'to': usec_to_iso(scanner.last_usec) if scanner.last_usec else None,
+                'after_cursor': saved.get('cursor') if used_since is None else None,
+                'since': epoch_to_iso(used_since),
+                'cursor': new_state['journal'].get('cursor'),
+                'truncated': scanner.truncated,
+            }
+            counts.update(
+                journal_entries=scanner.entries,
+                ssh_failures=failures['value'],
+                ssh_failure_lines=scanner.ssh_lines,
+                sudo_commands=scanner.sudo_commands,
+                sudo_failures=scanner.sudo_failures,
+                new_users=len(scanner.new_users),
+                new_groups=len(scanner.standalone_groups()),
+            )
+
+    counter = AccessLogCounter()
+    access_logs = params['access_logs']
+    pii_paths = params['pii_paths'] or access_logs
+    new_files, infos = scan_files(access_logs, pii_paths, state.get('files') or {}, first_run_since, counter, pii)
+    new_state['files'].update(new_files)
+    checks.append(app_5xx_check(counter, params['error_rate_percent'], params['min_requests'], infos, access_logs))
+    checks.append(pii_check(pii))
+    cursor_info['files'] = infos
+    counts.update(
+        requests=counter.requests,
+        errors_5xx=counter.errors_5xx,
+        malformed_lines=counter.malformed,
+        pii_lines=pii.lines,
+        pii_emails=pii.emails,
+        pii_cards=pii.cards,
+        bytes_read=sum(info['bytes'] for info in infos.values()),
+    )
+
+    changed = False
+    new_dump = dump_state(new_state)
+    if not module.check_mode and new_dump != old_dump:
+        try:
+            write_state(state_file, new_state)
+        except (IOError, OSError) as exc:
+            module.fail_json(msg='cannot write the cursor file %s: %s' % (state_file, exc), checks=checks, counts=counts, cursor=cursor_info)
+        changed = True
+        cursor_info['written'] = True
+
+    module.exit_json(changed=changed, checks=checks, summary=summarize(checks), cursor=cursor_info, counts=counts)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,450 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) DealerScope Ops
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: ops_notify
+short_description: Route runbook alerts to Slack, pager and webhook channels by severity, with digests and deduplication
+version_added: 0.1.0
+author: DealerScope Ops (@dealerscope)
+description:
+  - Sends the alerts of a runbook run to notification channels according to their severity, following the alerting
+    strategy of the DealerScope readiness document.
+  - V(critical) alerts go immediately to every channel whose O(channels[].severities) lists V(critical) (typically the
+    pager and Slack); V(high) alerts go immediately to the channels listing V(high).
+  - V(medium) alerts are queued and sent as one daily digest to the O(channels[].team) channels;
+    V(low) alerts likewise as a weekly summary.
+  - The same alert (alert class + host + check) is not sent twice to the same channel within O(repeat_after_hours).
+    An alert that is no longer raised is forgotten, so that a new occurrence is sent again.
+  - When O(status_summary) is set it is posted to every team channel on every run.
+  - Runs on the controller, once per runbook run (C(delegate_to=localhost), C(run_once=true)).
+    The state (dedupe ledger, digest queues, last flush times) lives in O(state_dir).
+  - A failed delivery does not fail the run; it is reported in RV(failed_deliveries), and the alert is not recorded as sent,
+    so the next run retries it.
+options:
+  alerts:
+    description:
+      - The alerts of this run, typically the non-ok checks of a report with the host added.
+      - Each item has C(host), C(check) (C(name) is accepted too, as in check results), C(alert) (the alert class;
+        the check name when empty), C(status) (V(ok), V(warning) or V(critical); V(ok) items are ignored),
+        C(message) and optionally C(severity) (V(critical), V(high), V(medium) or V(low)) to override the
+        O(severity_map). Other keys are ignored.
+    type: list
+    elements: dict
+    default: []
+  severity_map:
+    description:
+      - Severity of each alert class. Replaces the default map; combine it with the default in the playbook to extend it.
+      - An alert class that is not in the map gets V(critical) when its status is V(critical), else V(medium).
+      - Valid severities are V(critical), V(high), V(medium) and V(low).
+    type: dict
+    default:
+      service_down: critical
+      high_error_rate: critical
+      high_latency: high
+      resource_exhaustion: medium
+      security_event: high
+      pii_exposure: high
+      tls_expiry: medium
+      security_headers: low
+      backup_stale: critical
+      backup_success: low
+      deployment_complete: low
+  channels:
+    description:
+      - The notification channels. Names identify channels in the state and in the results; URLs never appear there.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description:
+          - Unique name of the channel. Must not start with C(@).
+        type: str
+        required: true
+      kind:
+        description:
+          - V(slack) and V(webhook) receive a Slack-style JSON body with a single C(text) key (Slack and Mattermost
+            incoming webhooks accept it).
+          - V(pager) receives one PagerDuty-Events-v2-like trigger event per alert (C(event_action), C(dedup_key),
+            C(payload.summary), C(payload.severity), C(payload.source)).
+        type: str
+        required: true
+        choices: [slack, pager, webhook]
+      url:
+        description:
+          - The webhook URL the JSON body is POSTed to. It is a secret and never returned.
+        type: str
+        required: true
+      routing_key:
+        description:
+          - PagerDuty integration (routing) key, added to the body of V(pager) events as C(routing_key) when set.
+        type: str
+      severities:
+        description:
+          - Severities sent to this channel immediately, for example V([critical]) for the pager and
+            V([critical, high]) for Slack.
+        type: list
+        elements: str
+        choices: [critical, high, medium, low]
+        default: []
+      team:
+        description:
+          - Whether the channel is a team channel, which receives the status summary and the digests.
+        type: bool
+        default: false
+  state_dir:
+    description:
+      - Controller directory holding the state files C(sent.json), C(digest-medium.jsonl), C(digest-low.jsonl) and
+        C(last-flush.json). Created with mode C(0700) when missing. Files are written atomically.
+    type: path
+    required: true
+  repeat_after_hours:
+    description:
+      - The same alert is not sent again to the same channel (or queued again for the same digest) within this many hours.
+      - V(0) disables the deduplication.
+    type: int
+    default: 24
+  digest_daily_hours:
+    description:
+      - Period of the V(medium) digest, in hours.
+    type: int
+    default: 24
+  digest_weekly_days:
+    description:
+      - Period of the V(low) summary, in days.
+    type: int
+    default: 7
+  flush:
+    description:
+      - V(auto) flushes a digest queue when its last flush is older than its period.
+      - V(now) flushes both queues regardless of the schedule (for an end-of-day job and for tests).
+      - V(never) only queues.
+    type: str
+    choices: [auto, now, never]
+    default: auto
+  status_summary:
+    description:
+      - Short status summary of the run, posted to every team channel on every run (not deduplicated). Nothing is posted when empty.
+    type: str
+    default: ''
+  runbook:
+    description:
+      - Name of the runbook, shown in the messages.
+    type: str
+    default: daily
+  report_url:
+    description:
+      - Link or path of the run's report, included in the messages when set.
+    type: str
+    default: ''
+  timeout_s:
+    description:
+      - Timeout of one POST, in seconds (1 to 60).
+    type: int
+    default: 10
+  retries:
+    description:
+      - How many times a failed POST is retried (0 to 5), with a short backoff.
+    type: int
+    default: 2
+  fail_on_delivery_error:
+    description:
+      - Fail the task when a delivery failed. By default failures are only reported in RV(failed_deliveries).
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Returns exactly what would be sent, queued and flushed; sends nothing and writes no state.
+  diff_mode:
+    support: none
+    description: Will not return details on what has changed.
+  idempotent:
+    support: partial
+    description:
+      - Alerts already sent within O(repeat_after_hours) are not sent again, but O(status_summary) is posted on every run
+        and a due digest is flushed once.
+notes:
+  - A run is one-shot, so V(high) alerts are sent right away. The readiness document's "within 5 minutes" for high
+    alerts is met by running the checks often enough (for example an alert-poller job every 5 minutes), not by
+    this module.
+  - Recovery is judged from O(alerts) alone; when a run covers only some hosts (C(--limit), unreachable hosts), the
+    alerts of the other hosts count as recovered and are sent again when they come back.
+  - Medium and low alerts are queued even when no team channel is configured, with a warning; they are flushed once
+    a team channel exists.
+  - The module takes no lock; two runs must not use the same O(state_dir) at the same time.
+  - See C(docs/notifications.md) in the collection for the routing table, the state files and channel setup.
+seealso:
+  - name: Slack incoming webhooks
+    description: How to create the webhook URL of a Slack channel.
+    link: https://api.slack.com/messaging/webhooks
+  - name: PagerDuty Events API v2
+    description: The event format the pager channel kind follows.
+    link: https://developer.pagerduty.com/docs/events-api-v2/trigger-events/
+"""
+
+EXAMPLES = r"""
+- name: Notify the on-call and the team about the daily runbook
+  dealerscope.ops.ops_notify:
+    alerts: "{{ daily_report.checks | rejectattr('status', 'equalto', 'ok') | list }}"
+    channels:
+      - name: pager
+        kind: pager
+        url: https://events.pagerduty.com/v2/enqueue
+        routing_key: "{{ vault_pagerduty_routing_key }}"
+        severities: [critical]
+      - name: ops-slack
+        kind: slack
+        url: "{{ vault_slack_ops_webhook }}"
+        severities: [critical, high]
+        team: true
+    state_dir: "{{ playbook_dir }}/.state/notify"
+    status_summary: "{{ daily_summary_line }}"
+    report_url: "{{ daily_report_path }}"
+  delegate_to: localhost
+  run_once: true
+
+- name: End-of-day job - flush the digest queues now
+  dealerscope.ops.ops_notify:
+    channels:
+      - name: team
+        kind: webhook
+        url: "{{ vault_mattermost_webhook }}"
+        team: true
+    state_dir: /var/lib/dealerscope-ops/notify
+    flush: now
+  delegate_to: localhost
+  run_once: true
+"""
+
+RETURN = r"""
+sent:
+  description:
+    - Messages delivered (in check mode, that would be delivered), one item per channel, type and severity.
+    - Channels are named, never given by URL.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    channel:
+      description: Channel name.
+      type: str
+    kind:
+      description: Channel kind.
+      type: str
+    type:
+      description: V(immediate), V(digest) or V(summary).
+      type: str
+    severity:
+      description: Severity of the alerts (V(info) for the status summary).
+      type: str
+    keys:
+      description: Alert keys (C(class|host|check)) in the message(s).
+      type: list
+      elements: str
+    count:
+      description: Number of alerts delivered (1 for a summary).
+      type: int
+  sample:
+    - {channel: pager, kind: pager, type: immediate, severity: critical, keys: ["service_down|app1|api_health"], count: 1}
+queued:
+  description: Number of alerts queued for the daily (medium) and weekly (low) digests by this run.
+  returned: always
+  type: dict
+  sample: {medium: 1, low: 0}
+flushed:
+  description: Number of queued alerts delivered in a digest and removed from the queue by this run.
+  returned: always
+  type: dict
+  sample: {medium: 3, low: 0}
+suppressed:
+  description: Alerts not sent or queued again because they were within O(repeat_after_hours).
+  returned: always
+  type: dict
+  contains:
+    count:
+      description: Number of suppressed alert keys.
+      type: int
+    keys:
+      description: The suppressed alert keys.
+      type: list
+      elements: str
+  sample: {count: 1, keys: ["service_down|app1|api_health"]}
+failed_deliveries:
+  description:
+    - Deliveries that failed (after the retries). Their alerts are retried on the next run.
+    - Not called C(failed), which Ansible reserves for the task status.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    channel:
+      description: Channel name.
+      type: str
+    kind:
+      description: Channel kind.
+      type: str
+    type:
+      description: V(immediate), V(digest) or V(summary).
+      type: str
+    severity:
+      description: Severity of the alerts.
+      type: str
+    keys:
+      description: Alert keys that were not delivered.
+      type: list
+      elements: str
+    error:
+      description: Error text, with any URL removed.
+      type: str
+  sample:
+    - {channel: ops-slack, kind: slack, type: immediate, severity: critical, keys: ["service_down|app1|api_health"],
+       error: "URLError: [Errno 111] Connection refused (after 3 attempts)"}
+unrouted:
+  description: Keys of critical or high alerts that no channel takes immediately.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+recovered:
+  description: Keys that were in the dedupe ledger but are no longer raised; they are forgotten.
+  returned: always
+  type: list
+  elements: str
+  sample: ["high_latency|app2|api_latency"]
+classified:
+  description: Keys of this run's alerts by severity.
+  returned: always
+  type: dict
+  sample: {critical: ["service_down|app1|api_health"], high: [], medium: [], low: []}
+checks:
+  description: One check, C(notify:delivery), V(ok) when every delivery succeeded.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {name: "notify:delivery", status: ok, value: 0, threshold: 0, unit: "", message: "3 message(s) delivered, 0 failed", alert: null}
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.dealerscope.ops.plugins.module_utils.ops_checks import make_check
+from ansible_collections.dealerscope.ops.plugins.module_utils.ops_notify import (
+    DEFAULT_SEVERITY_MAP,
+    ensure_state_dir,
+    execute,
+    load_state,
+    make_sender,
+    normalize_alerts,
+    plan_run,
+    save_state,
+    validate_channels,
+    validate_severity_map,
+)
+
+BOUNDS = {
+    'timeout_s': (1, 60),
+    'retries': (0, 5),
+    'repeat_after_hours': (0, 24 * 365),
+    'digest_daily_hours': (1, 24 * 7),
+    'digest_weekly_days': (1, 31),
+}
+
+
+def delivery_check(result):
+    failed = result['failed_deliveries']
+    urgent = any(item['severity'] in ('critical', 'high') for item in failed)
+    status = 'ok' if not failed else ('critical' if urgent else 'warning')
+    message = '%d message(s) delivered, %d failed' % (len(result['sent']), len(failed))
+    if failed:
+        message += ' (%s)' % ', '.join(sorted(set(item['channel'] for item in failed)))
+    return make_check('notify:delivery', status, len(failed), 0, message, alert='notification_failure')
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            alerts=dict(type='list', elements='dict', default=[]),
+            severity_map=dict(type='dict', default=dict(DEFAULT_SEVERITY_MAP)),
+            channels=dict(
+                type='list', elements='dict', required=True,
+                options=dict(
+                    name=dict(type='str', required=True),
+                    kind=dict(type='str', required=True, choices=['slack', 'pager', 'webhook']),
+                    url=dict(type='str', required=True, no_log=True),
+                    routing_key=dict(type='str', no_log=True),
+                    severities=dict(type='list', elements='str', choices=['critical', 'high', 'medium', 'low'], default=[]),
+                    team=dict(type='bool', default=False),
+                ),
+            ),
+            state_dir=dict(type='path', required=True),
+            repeat_after_hours=dict(type='int', default=24),
+            digest_daily_hours=dict(type='int', default=24),
+            digest_weekly_days=dict(type='int', default=7),
+            flush=dict(type='str', choices=['auto', 'now', 'never'], default='auto'),
+            status_summary=dict(type='str', default=''),
+            runbook=dict(type='str', default='daily'),
+            report_url=dict(type='str', default=''),
+            timeout_s=dict(type='int', default=10),
+            retries=dict(type='int', default=2),
+            fail_on_delivery_error=dict(type='bool', default=False),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    for name, (low, high) in BOUNDS.items():
+        if not low <= params[name] <= high:
+            module.fail_json(msg='%s must be between %d and %d, got %d' % (name, low, high, params[name]))
+    try:
+        severity_map = validate_severity_map(params['severity_map'])
+        channels = validate_channels(params['channels'])
+        alerts = normalize_alerts(params['alerts'], severity_map)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+
+    state_dir = params['state_dir']
+    warnings = []
+    if os.path.exists(state_dir) and not os.path.isdir(state_dir):
+        module.fail_json(msg='state_dir %s exists and is not a directory' % state_dir)
+    if os.path.isdir(state_dir) and os.stat(state_dir).st_mode & 0o077:
+        warnings.append('state_dir %s is accessible by group or others; it should be mode 0700' % state_dir)
+    state = load_state(state_dir, warnings)
+
+    now = time.time()
+    plan = plan_run(alerts, channels, state, now, severity_map=severity_map,
+                    repeat_after_hours=params['repeat_after_hours'], digest_daily_hours=params['digest_daily_hours'],
+                    digest_weekly_days=params['digest_weekly_days'], flush=params['flush'],
+                    status_summary=params['status_summary'], runbook=params['runbook'], report_url=params['report_url'])
+    if plan['no_team_channel']:
+        warnings.append('medium/low alerts are queued but no channel has team=true, so no digest can be sent')
+    if plan['unrouted']:
+        warnings.append('no channel takes these alerts immediately: %s' % ', '.join(plan['unrouted']))
+
+    sender = None if module.check_mode else make_sender(params['timeout_s'], params['retries'])
+    result, new_state = execute(plan, state, channels, sender)
+    if not module.check_mode:
+        try:
+            ensure_state_dir(state_dir)
+            save_state(state_dir, new_state)
+        except OSError as exc:
+            module.fail_json(msg='cannot write the notification state in %s: %s' % (state_dir, exc), **result)
+
+    for warning in warnings:
+        module.warn(warning)
+    result['checks'] = [delivery_check(result)]
+    if result['failed_deliveries'] and params['fail_on_delivery_error']:
+        channels_failed = sorted(set(item['channel'] for item in result['failed_deliveries']))
+        module.fail_json(msg='delivery failed for %s' % ', '.join(channels_failed), **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

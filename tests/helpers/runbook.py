@@ -1,0 +1,48 @@
+"""Helpers for verifiers that run a runbook again against a Molecule scenario's hosts."""
+import json
+import os
+import pathlib
+import subprocess
+import urllib.request
+
+EPHEMERAL = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
+PROJECT = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", pathlib.Path(__file__).resolve().parents[2]))
+RECEIVER = "http://127.0.0.1:8765"
+
+
+def inventory_dir():
+    return os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def run_playbook(playbook, *args, extra_vars=None, timeout=300):
+    """ansible-playbook against the scenario inventory with the scenario's extra vars."""
+    extra = {
+        "lab_state_dir": str(EPHEMERAL / "lab"),
+        "lab_lb_url": "https://127.0.0.1:18443",
+        "daily_report_dir": str(EPHEMERAL / "reports"),
+    }
+    extra.update(extra_vars or {})
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".build" / "collections"), ANSIBLE_FORCE_COLOR="0", NO_COLOR="1",
+               ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_INVENTORY=inventory_dir())
+    argv = [str(PROJECT / ".venv" / "bin" / "ansible-playbook"), "-i", inventory_dir(), playbook, "-e", json.dumps(extra), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env, cwd=str(PROJECT))
+
+
+def latest_report(runbook="daily"):
+    base = EPHEMERAL / "reports" / runbook / "latest"
+    return json.loads((base / "report.json").read_text()), base
+
+
+def checks_by(report, host):
+    return {c["name"]: c for c in report["hosts"][host]["checks"]}
+
+
+def receiver_messages():
+    with urllib.request.urlopen(RECEIVER + "/messages", timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def receiver_clear():
+    req = urllib.request.Request(RECEIVER + "/messages", method="DELETE")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return resp.status

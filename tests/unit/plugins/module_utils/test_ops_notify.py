@@ -1,0 +1,471 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.dealerscope.ops.plugins.module_utils import ops_notify as n
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+T0 = 1_700_000_000.0
+HOUR = 3600.0
+DAY = 24 * HOUR
+
+
+def load_receiver_module():
+    spec = importlib.util.spec_from_file_location('ds_webhook_receiver', os.path.join(REPO_ROOT, 'lab', 'webhook_receiver.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Receiver:
+    def __init__(self, path):
+        self.server = load_receiver_module().WebhookReceiver(0, str(path))
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def url(self, path):
+        return 'http://127.0.0.1:%d%s' % (self.port, path)
+
+    def messages(self, path=None):
+        with urllib.request.urlopen(self.url('/messages'), timeout=5) as response:
+            items = json.loads(response.read())
+        return [item for item in items if path is None or item['path'] == path]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver(tmp_path):
+    server = Receiver(tmp_path / 'hooks.jsonl')
+    yield server
+    server.close()
+
+
+def closed_port():
+    sock = socket.socket()
+    sock.bind(('127.0.0.1', 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def channels_for(receiver):
+    return n.validate_channels([
+        {'name': 'pager', 'kind': 'pager', 'url': receiver.url('/pager'), 'severities': ['critical'], 'routing_key': 'rk-secret-1234'},
+        {'name': 'slack', 'kind': 'slack', 'url': receiver.url('/slack'), 'severities': ['critical', 'high']},
+        {'name': 'team', 'kind': 'webhook', 'url': receiver.url('/team'), 'severities': [], 'team': True},
+    ])
+
+
+def alert(host, check, alert_class, status='critical', message='boom', **extra):
+    return dict(host=host, check=check, alert=alert_class, status=status, message=message, **extra)
+
+
+ALERTS = [
+    alert('app1', 'api_health', 'service_down'),
+    alert('app2', 'api_latency', 'high_latency', 'warning', 'p95 800 ms'),
+    alert('db1', 'disk:/var', 'resource_exhaustion', 'warning', '/var 83 % used'),
+    alert('lb1', 'headers', 'security_headers', 'warning', 'missing HSTS'),
+    alert('db2', 'replication', 'ok_class', 'ok', 'fine'),
+]
+
+
+def run(alerts, channels, state, now, send, **kwargs):
+    normalized = n.normalize_alerts(alerts, n.validate_severity_map(kwargs.get('severity_map')))
+    plan = n.plan_run(normalized, channels, state, now, **kwargs)
+    return n.execute(plan, state, channels, send)
+
+
+def fast_sender(retries=0):
+    return n.make_sender(timeout_s=5, retries=retries, sleep=lambda _s: None)
+
+
+def by_type(result, kind):
+    return dict(((item['channel'], item['severity']), item) for item in result['sent'] if item['type'] == kind)
+
+
+# ---------------------------------------------------------------------------------------------
+# classification and validation
+
+
+@pytest.mark.parametrize('alert_class, status, override, expected', [
+    ('service_down', 'critical', None, 'critical'),
+    ('high_error_rate', 'warning', None, 'critical'),
+    ('high_latency', 'warning', None, 'high'),
+    ('resource_exhaustion', 'critical', None, 'medium'),
+    ('backup_success', 'warning', None, 'low'),
+    ('deployment_complete', 'warning', None, 'low'),
+    ('something_new', 'critical', None, 'critical'),
+    ('something_new', 'warning', None, 'medium'),
+    ('service_down', 'critical', 'low', 'low'),
+])
+def test_classify(alert_class, status, override, expected):
+    assert n.classify(alert_class, status, n.DEFAULT_SEVERITY_MAP, override) == expected
+
+
+def test_invalid_severity_in_map_is_rejected_naming_the_key():
+    with pytest.raises(ValueError, match=r'severity_map\.high_latency: invalid severity .urgent.'):
+        n.validate_severity_map({'service_down': 'critical', 'high_latency': 'urgent'})
+
+
+def test_invalid_severity_override_is_rejected_naming_the_alert():
+    with pytest.raises(ValueError, match=r'alerts\[1\]\.severity'):
+        n.normalize_alerts([ALERTS[0], dict(ALERTS[1], severity='sev1')], n.DEFAULT_SEVERITY_MAP)
+
+
+def test_invalid_channel_severity_and_duplicate_names_are_rejected():
+    with pytest.raises(ValueError, match=r'channels\[0\]\.severities'):
+        n.validate_channels([{'name': 'a', 'kind': 'slack', 'url': 'http://x/', 'severities': ['warning']}])
+    with pytest.raises(ValueError, match='duplicate channel name'):
+        n.validate_channels([{'name': 'a', 'kind': 'slack', 'url': 'http://x/'}, {'name': 'a', 'kind': 'pager', 'url': 'http://y/'}])
+    with pytest.raises(ValueError, match='must not start|does not start'):
+        n.validate_channels([{'name': '@digest-medium', 'kind': 'slack', 'url': 'http://x/'}])
+
+
+def test_normalize_skips_ok_accepts_check_results_and_merges_duplicates():
+    alerts = n.normalize_alerts([
+        {'host': 'app1', 'name': 'disk:/', 'status': 'warning', 'alert': 'resource_exhaustion', 'value': 81, 'unit': '%'},
+        {'host': 'app1', 'check': 'disk:/', 'status': 'critical', 'alert': 'resource_exhaustion', 'message': 'full'},
+        {'host': 'app1', 'check': 'api', 'status': 'ok', 'alert': None},
+        {'host': 'app2', 'check': 'mystery', 'status': 'critical'},
+    ], n.DEFAULT_SEVERITY_MAP)
+    assert [a['key'] for a in alerts] == ['resource_exhaustion|app1|disk:/', 'mystery|app2|mystery']
+    assert alerts[0]['status'] == 'critical' and alerts[0]['message'] == 'full'
+    assert alerts[1]['severity'] == 'critical'
+
+
+# ---------------------------------------------------------------------------------------------
+# routing
+
+
+def test_routing_table_per_severity(receiver):
+    channels = channels_for(receiver)
+    result, state = run(ALERTS, channels, n.empty_state(), T0, fast_sender(), status_summary='2 critical, 3 warning')
+    immediate = by_type(result, 'immediate')
+    assert set(immediate) == {('pager', 'critical'), ('slack', 'critical'), ('slack', 'high')}
+    assert immediate[('pager', 'critical')]['keys'] == ['service_down|app1|api_health']
+    assert immediate[('slack', 'high')]['keys'] == ['high_latency|app2|api_latency']
+    assert result['classified']['medium'] == ['resource_exhaustion|db1|disk:/var']
+    assert result['classified']['low'] == ['security_headers|lb1|headers']
+    assert result['queued'] == {'medium': 1, 'low': 1}
+    # first run ever: both digests are due, flushed to the team channel only
+    assert result['flushed'] == {'medium': 1, 'low': 1}
+    assert set(by_type(result, 'digest')) == {('team', 'medium'), ('team', 'low')}
+    assert set(by_type(result, 'summary')) == {('team', 'info')}
+    assert result['failed_deliveries'] == [] and result['changed'] is True
+    assert state['queues'] == {'medium': [], 'low': []}
+
+    pager = receiver.messages('/pager')
+    assert len(pager) == 1
+    body = pager[0]['body']
+    assert body['event_action'] == 'trigger' and body['dedup_key'] == 'service_down|app1|api_health'
+    assert body['payload']['severity'] == 'critical' and body['payload']['source'] == 'app1'
+    assert body['routing_key'] == 'rk-secret-1234'
+    slack = [m['body']['text'] for m in receiver.messages('/slack')]
+    assert len(slack) == 2
+    assert any(t.startswith('[CRITICAL]') and 'app1 api_health' in t for t in slack)
+    assert any(t.startswith('[HIGH]') and 'p95 800 ms' in t for t in slack)
+    team = [m['body']['text'] for m in receiver.messages('/team')]
+    assert len(team) == 3
+    assert any('daily digest' in t and '/var 83 % used' in t for t in team)
+    assert any('weekly summary' in t and 'missing HSTS' in t for t in team)
+    assert any(t == '[daily runbook] 2 critical, 3 warning' for t in team)
+
+
+def test_unrouted_high_alert_is_reported():
+    channels = n.validate_channels([{'name': 'pager', 'kind': 'pager', 'url': 'http://127.0.0.1:1/p', 'severities': ['critical']}])
+    result, _state = run([ALERTS[1]], channels, n.empty_state(), T0, None)
+    assert result['unrouted'] == ['high_latency|app2|api_latency']
+    assert result['sent'] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# dedupe and recovery, state persisted on disk
+
+
+def persisted_run(state_dir, alerts, channels, now, send, **kwargs):
+    state = n.load_state(str(state_dir))
+    result, new = run(alerts, channels, state, now, send, **kwargs)
+    if send is not None:
+        n.ensure_state_dir(str(state_dir))
+        n.save_state(str(state_dir), new)
+    return result
+
+
+def test_dedupe_across_runs(receiver, tmp_path):
+    state_dir = tmp_path / 'state'
+    channels = channels_for(receiver)
+    first = persisted_run(state_dir, ALERTS[:2], channels, T0, fast_sender())
+    assert len(first['sent']) == 3
+    assert oct(os.stat(state_dir).st_mode & 0o777) == '0o700'
+    ledger = json.loads((state_dir / 'sent.json').read_text())
+    assert ledger['service_down|app1|api_health'] == {'pager': T0, 'slack': T0}
+
+    second = persisted_run(state_dir, ALERTS[:2], channels, T0 + 2 * HOUR, fast_sender())
+    assert second['sent'] == []
+    assert second['suppressed'] == {'count': 2, 'keys': ['high_latency|app2|api_latency', 'service_down|app1|api_health']}
+    assert second['changed'] is False
+    assert len(receiver.messages('/pager')) == 1 and len(receiver.messages('/slack')) == 2
+
+    # after repeat_after_hours the still-failing alerts are sent again
+    third = persisted_run(state_dir, ALERTS[:2], channels, T0 + 24 * HOUR, fast_sender())
+    assert {(s['channel'], s['severity']) for s in third['sent']} == {('pager', 'critical'), ('slack', 'critical'), ('slack', 'high')}
+    assert len(receiver.messages('/pager')) == 2
+
+
+def test_recovery_rearms(receiver, tmp_path):
+    state_dir = tmp_path / 'state'
+    channels = channels_for(receiver)
+    persisted_run(state_dir, ALERTS[:1], channels, T0, fast_sender())
+    recovered = persisted_run(state_dir, [], channels, T0 + HOUR, fast_sender())
+    assert recovered['recovered'] == ['service_down|app1|api_health']
+    assert 'service_down|app1|api_health' not in json.loads((state_dir / 'sent.json').read_text())
+    again = persisted_run(state_dir, ALERTS[:1], channels, T0 + 2 * HOUR, fast_sender())
+    assert again['suppressed']['count'] == 0
+    assert {s['channel'] for s in again['sent']} == {'pager', 'slack'}
+    assert len(receiver.messages('/pager')) == 2
+
+
+def test_repeat_after_zero_disables_dedupe():
+    channels = n.validate_channels([{'name': 's', 'kind': 'slack', 'url': 'http://127.0.0.1:1/', 'severities': ['critical']}])
+    state = n.empty_state()
+    state['sent']['service_down|app1|api_health'] = {'s': T0}
+    result, _new = run(ALERTS[:1], channels, state, T0 + 1, None, repeat_after_hours=0)
+    assert [s['channel'] for s in result['sent']] == ['s']
+
+
+# ---------------------------------------------------------------------------------------------
+# digests
+
+
+MEDIUM_A = alert('db1', 'disk:/var', 'resource_exhaustion', 'warning', 'A')
+MEDIUM_B = alert('app1', 'disk:/', 'resource_exhaustion', 'warning', 'B')
+LOW_A = alert('lb1', 'headers', 'security_headers', 'warning', 'hsts')
+
+
+def test_daily_digest_schedule(receiver, tmp_path):
+    state_dir = tmp_path / 'state'
+    channels = channels_for(receiver)
+    # first run: nothing flushed yet, so the digest is due right away
+    first = persisted_run(state_dir, [MEDIUM_A], channels, T0, fast_sender())
+    assert first['queued']['medium'] == 1 and first['flushed']['medium'] == 1
+    assert json.loads((state_dir / 'last-flush.json').read_text())['medium'] == T0
+
+    # later that day: queued, not flushed; the persisting alert A is not queued twice
+    second = persisted_run(state_dir, [MEDIUM_A, MEDIUM_B], channels, T0 + 6 * HOUR, fast_sender())
+    assert second['queued'] == {'medium': 1, 'low': 0}
+    assert second['flushed'] == {'medium': 0, 'low': 0}
+    assert second['suppressed']['keys'] == ['resource_exhaustion|db1|disk:/var']
+    queue = [json.loads(line) for line in (state_dir / 'digest-medium.jsonl').read_text().splitlines()]
+    assert [e['key'] for e in queue] == ['resource_exhaustion|app1|disk:/']
+    assert second['changed'] is True
+
+    # a day after the last flush (minus a little scheduler jitter): ONE digest message with B and the still
+    # persisting A (its repeat window is over too), then the queue is empty
+    receiver.server.clear()
+    third = persisted_run(state_dir, [MEDIUM_A, MEDIUM_B], channels, T0 + 24 * HOUR - 60, fast_sender())
+    assert third['queued']['medium'] == 1 and third['flushed']['medium'] == 2
+    digests = receiver.messages('/team')
+    assert len(digests) == 1
+    text = digests[0]['body']['text']
+    assert '2 alerts' in text and ': A' in text and ': B' in text
+    assert (state_dir / 'digest-medium.jsonl').read_text() == ''
+
+    # flushed once: nothing more until the next period, even with flush=auto
+    fourth = persisted_run(state_dir, [MEDIUM_A, MEDIUM_B], channels, T0 + 25 * HOUR, fast_sender())
+    assert fourth['flushed']['medium'] == 0 and len(receiver.messages('/team')) == 1
+
+
+def test_weekly_digest_and_flush_modes(receiver, tmp_path):
+    state_dir = tmp_path / 'state'
+    channels = channels_for(receiver)
+    persisted_run(state_dir, [], channels, T0, fast_sender(), flush='now')  # nothing queued: nothing flushed, nothing sent
+    assert receiver.messages() == []
+    never = persisted_run(state_dir, [LOW_A], channels, T0, fast_sender(), flush='never')
+    assert never['queued']['low'] == 1 and never['flushed']['low'] == 0
+    auto = persisted_run(state_dir, [], channels, T0 + DAY, fast_sender())
+    assert auto['flushed']['low'] == 1  # never flushed before -> due
+    low_b = dict(LOW_A, host='lb2')
+    mid_week = persisted_run(state_dir, [low_b], channels, T0 + 3 * DAY, fast_sender())
+    assert mid_week['queued']['low'] == 1 and mid_week['flushed']['low'] == 0
+    week_later = persisted_run(state_dir, [], channels, T0 + 8 * DAY, fast_sender())
+    assert week_later['flushed']['low'] == 1
+    now = persisted_run(state_dir, [dict(LOW_A, host='lb3')], channels, T0 + 8 * DAY + HOUR, fast_sender(), flush='now')
+    assert now['flushed']['low'] == 1
+    texts = [m['body']['text'] for m in receiver.messages('/team')]
+    assert len(texts) == 3 and all('weekly summary' in t for t in texts)
+
+
+def test_digest_partial_failure_retries_only_the_failed_channel(receiver):
+    channels = n.validate_channels([
+        {'name': 'team-ok', 'kind': 'slack', 'url': receiver.url('/team-ok'), 'team': True},
+        {'name': 'team-bad', 'kind': 'webhook', 'url': receiver.url('/status/500/team'), 'team': True},
+    ])
+    result, state = run([MEDIUM_A], channels, n.empty_state(), T0, fast_sender())
+    assert result['flushed']['medium'] == 0
+    assert [f['channel'] for f in result['failed_deliveries']] == ['team-bad']
+    assert result['failed_deliveries'][0]['error'].startswith('HTTP 500')
+    assert state['queues']['medium'][0]['flushed_to'] == ['team-ok']
+    assert 'medium' not in state['last_flush']
+
+    channels[1]['url'] = receiver.url('/team-bad')
+    retry, state = run([MEDIUM_A], channels, state, T0 + HOUR, fast_sender())
+    assert [(s['channel'], s['type']) for s in retry['sent']] == [('team-bad', 'digest')]
+    assert retry['flushed']['medium'] == 1 and state['queues']['medium'] == []
+    assert len(receiver.messages('/team-ok')) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# check mode and failures
+
+
+def test_check_mode_sends_nothing(receiver):
+    channels = channels_for(receiver)
+    state = n.empty_state()
+    result, new = run(ALERTS, channels, state, T0, None, status_summary='all bad')
+    assert result['changed'] is False
+    assert receiver.messages() == []
+    assert state == n.empty_state()  # input untouched
+    # but it reports exactly what a real run would do
+    real, _state = run(ALERTS, channels, n.empty_state(), T0, fast_sender(), status_summary='all bad')
+    assert result['sent'] == real['sent'] and result['queued'] == real['queued'] and result['flushed'] == real['flushed']
+    assert new['sent'].keys() == _state['sent'].keys()
+
+
+def test_delivery_failure_is_reported_and_retried_next_run(receiver, tmp_path):
+    state_dir = tmp_path / 'state'
+    dead = 'http://127.0.0.1:%d/slack' % closed_port()
+    channels = n.validate_channels([{'name': 'slack', 'kind': 'slack', 'url': dead, 'severities': ['critical']}])
+    first = persisted_run(state_dir, ALERTS[:1], channels, T0, fast_sender(retries=1))
+    assert first['sent'] == []
+    assert len(first['failed_deliveries']) == 1
+    failure = first['failed_deliveries'][0]
+    assert failure['channel'] == 'slack' and failure['keys'] == ['service_down|app1|api_health']
+    assert 'after 2 attempts' in failure['error'] and dead not in failure['error']
+    assert json.loads((state_dir / 'sent.json').read_text()) == {}
+
+    channels[0]['url'] = receiver.url('/slack')  # the endpoint is back
+    second = persisted_run(state_dir, ALERTS[:1], channels, T0 + 600, fast_sender())
+    assert second['failed_deliveries'] == [] and second['sent'][0]['keys'] == ['service_down|app1|api_health']
+    assert len(receiver.messages('/slack')) == 1
+
+
+def test_sender_retries_then_succeeds():
+    calls = []
+
+    class Response:
+        def getcode(self):
+            return 200
+
+        def read(self):
+            return b'{}'
+
+    def opener(url, **kwargs):
+        calls.append((url, kwargs['method'], json.loads(kwargs['data'])))
+        if len(calls) < 3:
+            raise urllib.error.URLError('temporary failure for %s' % url)
+        return Response()
+
+    sleeps = []
+    send = n.make_sender(timeout_s=3, retries=2, opener=opener, sleep=sleeps.append)
+    assert send('https://hooks.example/T/B/X', {'text': 'hi'}) is True
+    assert len(calls) == 3 and calls[0][1] == 'POST' and calls[0][2] == {'text': 'hi'}
+    assert sleeps == [0.25, 0.5]
+
+    def refusing(url, **kwargs):
+        raise OSError('nope')
+
+    with pytest.raises(n.DeliveryError, match='after 1 attempt'):
+        n.make_sender(retries=0, opener=refusing, sleep=sleeps.append)('http://x/', {})
+
+
+# 'Zq' makes a generated secret distinct from words that legitimately appear in results ('critical', ...)
+SECRET = st.text(alphabet='abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_', min_size=6, max_size=40).map(lambda s: 'Zq' + s)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(secret=SECRET, token=SECRET, routing=SECRET, host_in_error=st.booleans())
+def test_no_url_in_returned_values(receiver, secret, token, routing, host_in_error):
+    dead = 'http://127.0.0.1:%d/services/%s/%s' % (closed_port(), secret, token)
+    live = receiver.url('/hooks/%s?token=%s' % (secret, token))
+    channels = n.validate_channels([
+        {'name': 'dead', 'kind': 'slack', 'url': dead, 'severities': ['critical', 'high'], 'team': True},
+        {'name': 'live', 'kind': 'pager', 'url': live, 'severities': ['critical'], 'routing_key': routing, 'team': True},
+        {'name': 'raising', 'kind': 'webhook', 'url': 'https://hooks.example.com/%s/%s' % (secret, token), 'severities': ['critical']},
+    ])
+    real = fast_sender()
+
+    def send(url, body):
+        if 'hooks.example.com' in url:
+            text = ('cannot reach %s' % url) if host_in_error else ('token %s rejected (routing %s)' % (token, routing))
+            raise n.DeliveryError(text)
+        return real(url, body)
+
+    result, _state = run(ALERTS, channels, n.empty_state(), T0, send, status_summary='s', report_url='reports/daily.json')
+    assert {f['channel'] for f in result['failed_deliveries']} == {'dead', 'raising'}
+    dumped = json.dumps(result)
+    for value in (secret, token, routing, dead, live):
+        assert value not in dumped
+
+
+# ---------------------------------------------------------------------------------------------
+# state files and the lab receiver
+
+
+def test_load_state_tolerates_damaged_files(tmp_path):
+    (tmp_path / 'sent.json').write_text('{not json')
+    (tmp_path / 'digest-medium.jsonl').write_text('{"key": "a|b|c", "host": "b"}\ngarbage\n')
+    warnings = []
+    state = n.load_state(str(tmp_path), warnings)
+    assert state['sent'] == {}
+    assert [e['key'] for e in state['queues']['medium']] == ['a|b|c']
+    assert len(warnings) == 2
+
+
+def test_save_state_is_atomic_and_private(tmp_path):
+    state = n.empty_state()
+    state['sent']['k|h|c'] = {'slack': T0}
+    n.save_state(str(tmp_path), state)
+    assert sorted(os.listdir(tmp_path)) == ['digest-low.jsonl', 'digest-medium.jsonl', 'last-flush.json', 'sent.json']
+    assert os.stat(tmp_path / 'sent.json').st_mode & 0o777 == 0o600
+    assert n.load_state(str(tmp_path))['sent'] == state['sent']
+
+
+def test_receiver_refuses_non_loopback(tmp_path):
+    module = load_receiver_module()
+    for host in ('0.0.0.0', '192.0.2.1', 'example.com', '::'):
+        with pytest.raises(ValueError, match='loopback'):
+            module.WebhookReceiver(0, str(tmp_path / 'x.jsonl'), host=host)
+
+
+def test_receiver_records_lists_and_clears(receiver):
+    request = urllib.request.Request(receiver.url('/team'), data=b'{"text": "hello"}', method='POST',
+                                     headers={'Content-Type': 'application/json'})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert json.loads(response.read()) == {'ok': True}
+    plain = urllib.request.Request(receiver.url('/raw'), data=b'not json', method='POST')
+    urllib.request.urlopen(plain, timeout=5).close()
+    messages = receiver.messages()
+    assert [(m['path'], m['body']) for m in messages] == [('/team', {'text': 'hello'}), ('/raw', 'not json')]
+    urllib.request.urlopen(urllib.request.Request(receiver.url('/messages'), method='DELETE'), timeout=5).close()
+    assert receiver.messages() == []
+    with pytest.raises(urllib.error.HTTPError) as excinfo:
+        urllib.request.urlopen(urllib.request.Request(receiver.url('/status/503/x'), data=b'{}', method='POST'), timeout=5)
+    assert excinfo.value.code == 503

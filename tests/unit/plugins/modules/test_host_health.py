@@ -1,0 +1,355 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+from unittest import mock
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+from ansible_collections.dealerscope.ops.plugins.modules import host_health
+
+try:  # ansible-core >= 2.19
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # older ansible-core
+    patch_module_args = None
+
+StatVfs = collections.namedtuple('StatVfs', 'f_bsize f_frsize f_blocks f_bfree f_bavail f_files f_ffree f_favail f_flag f_namemax')
+
+MOUNTINFO = """\
+123 66 0:56 / / rw,relatime - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w
+124 123 0:59 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+127 123 0:61 / /tmp rw,nosuid,nodev,relatime - tmpfs tmpfs rw
+130 123 254:0 /run/containers/storage/x/userdata/resolv.conf /etc/resolv.conf rw,relatime - ext4 /dev/vda rw
+131 123 254:0 /run/containers/storage/x/userdata/hosts /etc/hosts rw,relatime - ext4 /dev/vda rw
+140 123 254:0 /volumes/pg /var/lib/postgresql rw,relatime - ext4 /dev/vda rw
+"""
+
+SHOW = """\
+MainPID=412
+ControlGroup=/system.slice/dealerscope-api.service
+MemoryCurrent=104857600
+Id=dealerscope-api.service
+LoadState=loaded
+ActiveState=active
+SubState=running
+
+MainPID=44
+ControlGroup=/system.slice/ssh.service
+MemoryCurrent=[not set]
+Id=ssh.service
+LoadState=loaded
+ActiveState=active
+SubState=running
+"""
+
+TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 00000000:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000   999        0 2 1 0 100 0 0 10 0
+"""
+
+APT = """\
+Reading package lists...
+Inst libssl3 [3.0.15-1~deb12u1] (3.0.16-1~deb12u1 Debian-Security:12/stable-security [amd64])
+Inst tzdata [2024a-0+deb12u1] (2025b-0+deb12u1 Debian:12.11/stable [all])
+Conf libssl3 (3.0.16-1~deb12u1 Debian-Security:12/stable-security [amd64])
+"""
+
+CHRONY_UNSYNCED = """\
+Reference ID    : 00000000 ()
+Stratum         : 0
+System time     : 0.000000000 seconds fast of NTP time
+Leap status     : Not synchronised
+"""
+
+
+class AnsibleExitJson(Exception):
+    def __init__(self, kwargs):
+        super().__init__(kwargs)
+        self.result = kwargs
+
+
+class AnsibleFailJson(Exception):
+    def __init__(self, kwargs):
+        super().__init__(kwargs)
+        self.result = kwargs
+
+
+def exit_json(self, **kwargs):  # pylint: disable=unused-argument
+    kwargs.setdefault('changed', False)
+    raise AnsibleExitJson(kwargs)
+
+
+def fail_json(self, **kwargs):  # pylint: disable=unused-argument
+    kwargs['failed'] = True
+    raise AnsibleFailJson(kwargs)
+
+
+@contextlib.contextmanager
+def set_module_args(args):
+    """Inject module arguments, for ansible-core before and after 2.19."""
+    if patch_module_args is not None:
+        with patch_module_args(args):
+            yield
+    else:
+        serialized = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
+        with mock.patch.object(basic, '_ANSIBLE_ARGS', serialized):
+            yield
+
+
+class Harness:
+    """Fakes the host: files under /proc, statvfs, commands; records the commands run."""
+
+    def __init__(self, monkeypatch):
+        self.files = {
+            '/proc/self/mountinfo': MOUNTINFO,
+            '/proc/meminfo': 'MemTotal: 4000000 kB\nMemFree: 100000 kB\nMemAvailable: 2000000 kB\n',
+            '/proc/self/cgroup': '0::/host-health-test-no-such-cgroup\n',
+            '/proc/stat': 'cpu  100 0 100 800 0 0 0 0 0 0\n',
+            '/proc/loadavg': '0.50 1.00 1.50 1/100 42\n',
+            '/proc/net/tcp': TCP,
+            '/proc/net/tcp6': '  sl  local_address\n',
+        }
+        self.stat_samples = ['cpu  100 0 100 800 0 0 0 0 0 0\n', 'cpu  150 0 150 900 0 0 0 0 0 0\n']
+        self.statvfs = {'/': StatVfs(4096, 4096, 1000, 500, 450, 1000, 900, 900, 0, 255),
+                        '/var/lib/postgresql': StatVfs(4096, 4096, 1000, 50, 50, 1000, 100, 100, 0, 255)}
+        self.exists = set()
+        self.missing_bins = set()
+        self.outputs = {
+            'show': (0, SHOW, ''),
+            'list-units': (0, 'logrotate.service loaded failed failed Rotate log files\n', ''),
+            'apt-get': (0, APT, ''),
+            'chronyc': (0, CHRONY_UNSYNCED, ''),
+            'timedatectl': (0, 'yes\n', ''),
+        }
+        self.commands = []
+        monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
+        monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
+        monkeypatch.setattr(basic.AnsibleModule, 'run_command', self.run_command)
+        monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', self.get_bin_path)
+        monkeypatch.setattr(host_health, 'read_text', self.read_text)
+        monkeypatch.setattr(host_health, 'fs_stat', self.fs_stat)
+        monkeypatch.setattr(host_health, 'is_directory', lambda path: path not in ('/etc/hosts', '/etc/resolv.conf'))
+        monkeypatch.setattr(host_health, 'path_exists', lambda path: path in self.exists)
+        monkeypatch.setattr(host_health, 'chronyd_options', lambda: ['-F', '1', '-x'])
+
+    def read_text(self, path):
+        if path == '/proc/stat':
+            return self.stat_samples.pop(0)
+        return self.files.get(path)
+
+    def fs_stat(self, path):
+        try:
+            return self.statvfs[path]
+        except KeyError:
+            raise OSError(2, 'No such file or directory: %r' % path)
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):  # pylint: disable=unused-argument
+        return None if name in self.missing_bins else '/usr/bin/' + name
+
+    def run_command(self, args, **kwargs):  # pylint: disable=unused-argument
+        self.commands.append(list(args))
+        name = os.path.basename(args[0])
+        key = args[1] if name == 'systemctl' else name
+        return self.outputs[key]
+
+    def run(self, **args):
+        args.setdefault('cpu_sample_seconds', 0.01)
+        with set_module_args(args):
+            with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as excinfo:
+                host_health.main()
+        return excinfo.type is AnsibleFailJson, excinfo.value.result
+
+
+@pytest.fixture
+def harness(monkeypatch):
+    return Harness(monkeypatch)
+
+
+def by_name(result):
+    return dict((check['name'], check) for check in result['checks'])
+
+
+def test_full_run(harness):
+    failed, result = harness.run(services=['dealerscope-api.service', 'ssh.service'], memory_services=['dealerscope-api.service'],
+                                 expected_ports=[8000, 22, 443])
+    assert not failed
+    assert result['changed'] is False
+    checks = by_name(result)
+    assert checks['service:dealerscope-api.service']['status'] == 'ok'
+    assert checks['service:ssh.service']['status'] == 'ok'
+    assert checks['service_memory:dealerscope-api.service']['value'] == 100.0
+    assert checks['service_memory:dealerscope-api.service']['status'] == 'ok'
+    assert checks['failed_units']['status'] == 'warning' and checks['failed_units']['details']['units'] == ['logrotate.service']
+    assert checks['listening:8000']['status'] == 'ok' and checks['listening:22']['status'] == 'ok'
+    assert checks['listening:443']['status'] == 'critical'
+    assert checks['disk:/']['status'] == 'ok'
+    assert checks['disk:/var/lib/postgresql']['status'] == 'critical'
+    assert checks['inodes:/var/lib/postgresql']['status'] == 'critical' and checks['inodes:/var/lib/postgresql']['value'] == 90.0
+    assert 'disk:/etc/hosts' not in checks and 'disk:/tmp' not in checks and 'disk:/proc' not in checks
+    assert checks['memory']['value'] == 50.0 and checks['memory']['status'] == 'ok'
+    # 100 busy jiffies of 200 in the sample, minus whatever the test process itself used
+    assert 0.0 <= checks['cpu']['value'] <= 50.0
+    assert result['health']['loadavg'] == [0.5, 1.0, 1.5]
+    assert checks['updates']['status'] == 'warning' and checks['updates']['details'] == {'security': ['libssl3'], 'other_count': 1}
+    assert checks['reboot_required']['status'] == 'ok'
+    assert checks['clock_sync']['status'] == 'warning' and 'does not control the clock' in checks['clock_sync']['message']
+    health = result['health']
+    assert health['services']['dealerscope-api.service']['memory_source'] == 'MemoryCurrent'
+    assert health['services']['ssh.service']['main_pid'] == 44
+    assert 'memory_bytes' not in health['services']['ssh.service']
+    assert [m['mount'] for m in health['mounts']] == ['/', '/var/lib/postgresql']
+    assert health['mounts'][0]['fstype'] == 'overlay'
+    assert [(s['port'], s['address']) for s in health['listening']] == [(22, '0.0.0.0'), (8000, '0.0.0.0')]
+    assert health['updates']['total'] == 2
+    assert isinstance(health['elapsed_ms'], int) and health['elapsed_ms'] >= 0
+    # exactly one systemctl show call, for all units
+    shows = [c for c in harness.commands if c[1:2] == ['show']]
+    assert shows == [['/usr/bin/systemctl', 'show', '--no-pager', '-p', 'Id,LoadState,ActiveState,SubState,MainPID,MemoryCurrent,ControlGroup',
+                      'dealerscope-api.service', 'ssh.service']]
+    assert ['/usr/bin/apt-get', '-s', '-o', 'Debug::NoLocking=1', 'dist-upgrade'] in harness.commands
+    assert ['/usr/bin/chronyc', '-n', 'tracking'] in harness.commands
+    assert not any('timedatectl' in c[0] for c in harness.commands)
+
+
+def test_no_units_no_show_call_and_check_mode(harness):
+    failed, result = harness.run(_ansible_check_mode=True, check_updates=False)
+    assert not failed
+    assert not any(c[1:2] == ['show'] for c in harness.commands)
+    assert not any('apt-get' in c[0] for c in harness.commands)
+    assert result['health']['updates'] is None
+    assert 'updates' not in by_name(result)
+    assert result['health']['services'] == {}
+
+
+def test_service_down_and_memory_not_measurable(harness):
+    harness.outputs['show'] = (0, SHOW.replace('ActiveState=active\nSubState=running\n\nMainPID=44', 'ActiveState=failed\nSubState=failed\n\nMainPID=44')
+                               .replace('MemoryCurrent=104857600', 'MemoryCurrent=[not set]'), '')
+    harness.outputs['list-units'] = (0, 'dealerscope-api.service loaded failed failed DealerScope API\n', '')
+    failed, result = harness.run(services=['dealerscope-api.service'], memory_services=['dealerscope-api.service'])
+    assert not failed
+    checks = by_name(result)
+    assert checks['service:dealerscope-api.service']['status'] == 'critical'
+    assert checks['service:dealerscope-api.service']['alert'] == 'service_down'
+    assert checks['failed_units']['status'] == 'critical'
+    assert checks['service_memory:dealerscope-api.service']['status'] == 'warning'
+
+
+def test_systemctl_missing(harness):
+    harness.missing_bins.update({'systemctl', 'chronyc'})
+    failed, result = harness.run(services=['ssh.service'])
+    assert not failed
+    checks = by_name(result)
+    assert checks['service:ssh.service']['status'] == 'critical' and 'systemctl not found' in checks['service:ssh.service']['message']
+    assert 'failed_units' not in checks and result['health']['failed_units'] is None
+    assert checks['clock_sync']['status'] == 'ok' and result['health']['clock']['source'] == 'timedatectl'
+
+
+def test_systemctl_show_fails(harness):
+    harness.outputs['show'] = (1, '', 'Failed to connect to bus: Host is down\nsecond line\n')
+    failed, result = harness.run(services=['ssh.service'])
+    assert not failed
+    message = by_name(result)['service:ssh.service']['message']
+    assert 'Failed to connect to bus: Host is down; second line' in message
+
+
+def test_non_apt_host_and_reboot_required(harness):
+    harness.missing_bins.add('apt-get')
+    harness.exists.add('/run/reboot-required')
+    harness.files['/run/reboot-required.pkgs'] = 'linux-image-6.1.0-37-amd64\nlinux-image-6.1.0-37-amd64\nlibc6\n'
+    failed, result = harness.run()
+    assert not failed
+    checks = by_name(result)
+    assert checks['updates']['status'] == 'ok' and 'not supported' in checks['updates']['message']
+    assert result['health']['updates']['supported'] is False
+    assert checks['reboot_required']['status'] == 'warning'
+    assert result['health']['reboot_required'] == {'required': True, 'packages': ['linux-image-6.1.0-37-amd64', 'libc6']}
+
+
+def test_apt_failure_is_a_warning(harness):
+    harness.outputs['apt-get'] = (100, '', 'E: Could not open lock file\nE: Unable to lock\n')
+    failed, result = harness.run(security_updates_status='critical')
+    assert not failed
+    check = by_name(result)['updates']
+    assert check['status'] == 'warning' and 'rc=100' in check['message'] and 'Unable to lock' in check['message']
+
+
+def test_chronyc_unavailable_falls_back_to_timedatectl(harness):
+    harness.outputs['chronyc'] = (1, '', '506 Cannot talk to daemon\n')
+    harness.outputs['timedatectl'] = (0, 'no\n', '')
+    failed, result = harness.run()
+    assert not failed
+    check = by_name(result)['clock_sync']
+    assert check['status'] == 'warning' and 'timedatectl' in check['message']
+    assert result['health']['clock']['error'] == 'chronyc tracking: 506 Cannot talk to daemon'
+
+
+def test_disk_mounts_restricts_and_reports_unmeasurable(harness):
+    harness.files['/proc/self/mountinfo'] = MOUNTINFO + '150 123 0:80 / /srv/gone rw - xfs /dev/sdz rw\n'
+    harness.statvfs['/tmp'] = StatVfs(4096, 4096, 100, 90, 90, 100, 99, 99, 0, 255)
+    failed, result = harness.run(disk_mounts=['/srv/gone', '/tmp'], disk_warn_percent=1)
+    assert not failed
+    checks = by_name(result)
+    assert sorted(name for name in checks if name.startswith(('disk:', 'inodes:'))) == ['disk:/srv/gone', 'disk:/tmp', 'inodes:/tmp']
+    assert checks['disk:/srv/gone']['status'] == 'critical'
+    assert checks['disk:/tmp']['status'] == 'warning' and checks['disk:/tmp']['value'] == 10.0
+
+
+def test_proc_mounts_fallback(harness, monkeypatch):
+    harness.files['/proc/self/mountinfo'] = None
+    harness.files['/proc/mounts'] = 'overlay / overlay rw 0 0\nproc /proc proc rw 0 0\n'
+    monkeypatch.setattr(host_health.os, 'stat', lambda path: collections.namedtuple('S', 'st_dev')(66))
+    failed, result = harness.run()
+    assert not failed
+    assert [(m['mount'], m['device']) for m in result['health']['mounts']] == [('/', '66')]
+
+
+def test_container_cpu_scope(harness, monkeypatch):
+    harness.exists.add('/run/.containerenv')
+    usage = [100.0, 100.01]
+    monkeypatch.setattr(host_health, 'cgroup_cpu_usage_seconds', lambda: usage.pop(0))
+    monkeypatch.setattr(host_health, 'cgroup_cpu_quota', lambda: 0.5)
+    failed, result = harness.run()
+    assert not failed
+    cpu = result['health']['cpu']
+    assert cpu['scope'] == 'container' and cpu['container_cpus'] == 0.5
+    assert cpu['percent'] == cpu['container_percent'] and 0.0 <= cpu['percent'] <= 100.0
+    assert cpu['host_percent'] is not None
+    assert usage == []  # sampled twice
+    assert 'of the container' in by_name(result)['cpu']['message']
+
+
+def test_host_cpu_scope(harness):
+    failed, result = harness.run()
+    assert not failed
+    assert result['health']['cpu']['scope'] == 'host' and result['health']['cpu']['container_cpus'] is None
+
+
+def test_invalid_sample_seconds(harness):
+    failed, result = harness.run(cpu_sample_seconds=0)
+    assert failed
+    assert 'cpu_sample_seconds' in result['msg']
+
+
+def test_real_host_smoke():
+    """Run the module for real on this machine: it must finish and return sane, well-formed checks."""
+    with set_module_args({'cpu_sample_seconds': 0.05, 'check_updates': False, 'expected_ports': []}):
+        with mock.patch.object(basic.AnsibleModule, 'exit_json', exit_json):
+            with pytest.raises(AnsibleExitJson) as excinfo:
+                host_health.main()
+    result = excinfo.value.result
+    assert result['changed'] is False
+    assert all(check['status'] in ('ok', 'warning', 'critical') for check in result['checks'])
+    names = [check['name'] for check in result['checks']]
+    assert 'memory' in names and 'cpu' in names and any(name.startswith('disk:') for name in names)
+    assert result['health']['memory']['total_bytes'] > 0
+    assert 0.0 <= result['health']['cpu']['percent'] <= 100.0

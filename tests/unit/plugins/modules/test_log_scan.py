@@ -1,0 +1,378 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+import sys
+import tempfile
+import time
+from unittest import mock
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+from ansible_collections.dealerscope.ops.plugins.module_utils.log_scan import luhn_valid
+from ansible_collections.dealerscope.ops.plugins.modules import log_scan
+
+try:  # ansible-core >= 2.19
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # older ansible-core
+    patch_module_args = None
+
+# A stand-in for journalctl: a real executable reading JSON entries from $FAKE_JOURNAL, honouring
+# --after-cursor, --since=@N and -t like the real one, and recording its arguments in $FAKE_JOURNAL_ARGS.
+FAKE_JOURNALCTL = r'''
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ['FAKE_JOURNAL_ARGS'], 'a') as log:
+    log.write(json.dumps(args) + '\n')
+entries = []
+if os.path.exists(os.environ['FAKE_JOURNAL']):
+    with open(os.environ['FAKE_JOURNAL']) as handle:
+        entries = [json.loads(line) for line in handle if line.strip()]
+idents = [args[i + 1] for i, a in enumerate(args) if a == '-t']
+after = [a.split('=', 1)[1] for a in args if a.startswith('--after-cursor=')]
+since = [a.split('@', 1)[1] for a in args if a.startswith('--since=@')]
+if after:
+    cursors = [e['__CURSOR'] for e in entries]
+    if after[0] not in cursors:
+        sys.stderr.write('Failed to seek to cursor: Invalid argument\n')
+        sys.exit(1)
+    entries = entries[cursors.index(after[0]) + 1:]
+if since:
+    entries = [e for e in entries if int(e['__REALTIME_TIMESTAMP']) >= int(since[0]) * 1000000]
+for e in entries:
+    if not idents or e.get('SYSLOG_IDENTIFIER') in idents:
+        sys.stdout.write(json.dumps(e) + '\n')
+'''
+
+
+class AnsibleExitJson(Exception):
+    def __init__(self, kwargs):
+        super().__init__(kwargs)
+        self.result = kwargs
+
+
+class AnsibleFailJson(Exception):
+    def __init__(self, kwargs):
+        super().__init__(kwargs)
+        self.result = kwargs
+
+
+def exit_json(self, **kwargs):  # pylint: disable=unused-argument
+    kwargs.setdefault('changed', False)
+    raise AnsibleExitJson(kwargs)
+
+
+def fail_json(self, **kwargs):  # pylint: disable=unused-argument
+    kwargs['failed'] = True
+    raise AnsibleFailJson(kwargs)
+
+
+@contextlib.contextmanager
+def set_module_args(args):
+    """Inject module arguments, for ansible-core before and after 2.19."""
+    if patch_module_args is not None:
+        with patch_module_args(args):
+            yield
+    else:
+        serialized = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
+        with mock.patch.object(basic, '_ANSIBLE_ARGS', serialized):
+            yield
+
+
+class Harness:
+    """A host in a directory: fake journal, access log, state file; records warnings and journalctl calls."""
+
+    def __init__(self, monkeypatch, root):
+        self.root = str(root)
+        self.journal = os.path.join(self.root, 'journal.jsonl')
+        self.args_log = os.path.join(self.root, 'journalctl-args.jsonl')
+        self.access_log = os.path.join(self.root, 'access.log')
+        self.state_file = os.path.join(self.root, 'lib', 'dealerscope-ops', 'log_scan.json')
+        self.journalctl = os.path.join(self.root, 'journalctl')
+        with open(self.journalctl, 'w') as handle:
+            handle.write('#!%s\n%s' % (sys.executable, FAKE_JOURNALCTL))
+        os.chmod(self.journalctl, 0o755)
+        self.warnings = []
+        self.serial = 0
+        self.now_usec = int(time.time() * 1e6)
+        monkeypatch.setenv('FAKE_JOURNAL', self.journal)
+        monkeypatch.setenv('FAKE_JOURNAL_ARGS', self.args_log)
+        monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
+        monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
+        monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda _self, name, required=False, opt_dirs=None: self.journalctl)
+        monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda _self, warning, **kw: self.warnings.append(warning))
+
+    def log(self, message, identifier='sshd', pid='100', age_hours=0.0):
+        self.serial += 1
+        entry = {'__CURSOR': 's=abc;i=%x' % self.serial, '__REALTIME_TIMESTAMP': str(self.now_usec - int(age_hours * 3600e6) + self.serial),
+                 'MESSAGE': message, 'SYSLOG_IDENTIFIER': identifier, '_PID': pid}
+        with open(self.journal, 'a') as handle:
+            handle.write(json.dumps(entry) + '\n')
+
+    def request(self, status, **extra):
+        with open(self.access_log, 'a') as handle:
+            handle.write(json.dumps(dict({'ts': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'status': status}, **extra)) + '\n')
+
+    def journalctl_calls(self):
+        if not os.path.exists(self.args_log):
+            return []
+        with open(self.args_log) as handle:
+            return [json.loads(line) for line in handle]
+
+    def run(self, **args):
+        args.setdefault('state_file', self.state_file)
+        args.setdefault('access_logs', [self.access_log])
+        with set_module_args(args):
+            with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as excinfo:
+                log_scan.main()
+        return excinfo.type is AnsibleFailJson, excinfo.value.result
+
+
+@pytest.fixture
+def harness(monkeypatch, tmp_path):
+    return Harness(monkeypatch, tmp_path)
+
+
+def checks_by_name(result):
+    return dict((check['name'], check) for check in result['checks'])
+
+
+def failed_logins(harness, count, ip='203.0.113.9', user='nosuchuser', first_pid=1000):
+    for pid in range(first_pid, first_pid + count):
+        harness.log('Invalid user %s from %s port %d' % (user, ip, 40000 + pid), identifier='sshd-session', pid=str(pid))
+        harness.log('Connection closed by invalid user %s %s port %d [preauth]' % (user, ip, 40000 + pid), identifier='sshd-session', pid=str(pid))
+
+
+def test_first_run_counts_and_writes_the_cursor(harness):
+    failed_logins(harness, 3)
+    harness.log('Accepted publickey for root from 10.0.0.1 port 22 ssh2: ED25519 SHA256:x', pid='9')
+    harness.log('alice : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/usr/bin/id', identifier='sudo', pid='10')
+    harness.log('cron noise', identifier='CRON', pid='11')
+    for count in range(30):
+        harness.request(200, bytes=count)
+    harness.request(502)
+    harness.request(200, note='mail j.doe@example.com')
+    with open(harness.access_log, 'a') as handle:
+        handle.write('not json\n')
+    failed, result = harness.run()
+    assert not failed
+    assert result['changed'] is True
+    checks = checks_by_name(result)
+    assert list(checks) == ['ssh_auth_failures', 'sudo_use', 'new_accounts', 'app_5xx_rate', 'pii_in_logs']
+    assert checks['ssh_auth_failures']['value'] == 3 and checks['ssh_auth_failures']['status'] == 'ok'
+    assert checks['ssh_auth_failures']['details'] == {'sources': {'203.0.113.9': 3}, 'users': {'nosuchuser': 3}}
+    assert checks['sudo_use']['value'] == 1 and checks['sudo_use']['details']['users'] == {'alice': 1}
+    assert checks['new_accounts']['status'] == 'ok'
+    assert checks['app_5xx_rate']['status'] == 'critical' and checks['app_5xx_rate']['alert'] == 'high_error_rate'
+    assert checks['app_5xx_rate']['value'] == round(100.0 / 32, 3)
+    assert checks['pii_in_logs']['status'] == 'warning'
+    assert checks['pii_in_logs']['details']['samples'] == [{'source': harness.access_log, 'line': 32, 'kind': 'email', 'masked': 'j***@e***.com'}]
+    assert 'j.doe@example.com' not in json.dumps(result)
+    assert result['counts']['journal_entries'] == 8  # the CRON entry is filtered out by journalctl -t
+    assert result['counts']['ssh_failure_lines'] == 6 and result['counts']['malformed_lines'] == 1
+    assert result['counts']['requests'] == 32 and result['counts']['errors_5xx'] == 1
+    assert result['summary']['status'] == 'critical'
+    assert result['cursor']['first_run'] is True and result['cursor']['written'] is True
+    assert result['cursor']['journal']['after_cursor'] is None and result['cursor']['journal']['since']
+    assert result['cursor']['journal']['cursor'] == 's=abc;i=8'
+    assert result['cursor']['files'][harness.access_log]['bytes'] == os.path.getsize(harness.access_log)
+    # the cursor file: 0600 in a 0700 directory, with the journal cursor and the file offset
+    assert stat.S_IMODE(os.stat(harness.state_file).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(harness.state_file)).st_mode) == 0o700
+    with open(harness.state_file) as handle:
+        state = json.load(handle)
+    assert state['journal']['cursor'] == 's=abc;i=8'
+    assert state['files'][harness.access_log]['offset'] == os.path.getsize(harness.access_log)
+    call = harness.journalctl_calls()[0]
+    assert call[:3] == ['-o', 'json', '--no-pager'] and any(a.startswith('--since=@') for a in call)
+    assert ['-t', 'sshd'] == call[call.index('-t'):call.index('-t') + 2] and 'sshd-session' in call and 'sudo' in call
+
+
+def test_second_run_counts_nothing_new(harness):
+    failed_logins(harness, 2)
+    harness.request(200)
+    harness.run()
+    failed, result = harness.run()
+    assert not failed
+    assert result['changed'] is False and result['cursor']['written'] is False
+    assert result['counts']['journal_entries'] == 0 and result['counts']['ssh_failures'] == 0
+    assert result['counts']['requests'] == 0 and result['counts']['bytes_read'] == 0
+    assert result['cursor']['journal']['after_cursor'] == 's=abc;i=4' and result['cursor']['journal']['since'] is None
+    assert '--after-cursor=s=abc;i=4' in harness.journalctl_calls()[1]
+    # then only the new entries are counted
+    failed_logins(harness, 1, first_pid=2000)
+    harness.request(500)
+    failed, result = harness.run()
+    assert result['changed'] is True
+    assert result['counts']['ssh_failures'] == 1 and result['counts']['requests'] == 1 and result['counts']['errors_5xx'] == 1
+    assert checks_by_name(result)['app_5xx_rate']['status'] == 'ok'  # 1 request < min_requests
+
+
+def test_check_mode_does_not_write_the_cursor(harness):
+    failed_logins(harness, 2)
+    harness.request(200)
+    failed, result = harness.run(_ansible_check_mode=True)
+    assert not failed and result['changed'] is False and result['cursor']['written'] is False
+    assert not os.path.exists(harness.state_file)
+    assert result['counts']['ssh_failures'] == 2
+    failed, result = harness.run(_ansible_check_mode=True)
+    assert result['counts']['ssh_failures'] == 2 and result['counts']['requests'] == 1  # read again
+
+
+def test_first_run_lookback(harness):
+    failed_logins(harness, 2)
+    harness.log('Invalid user old from 198.51.100.1 port 1', pid='1', age_hours=30)
+    failed, result = harness.run(first_run_lookback_hours=24)
+    assert result['counts']['ssh_failures'] == 2
+    assert '198.51.100.1' not in checks_by_name(result)['ssh_auth_failures']['details']['sources']
+
+
+def test_ssh_thresholds(harness):
+    failed_logins(harness, 12)
+    failed, result = harness.run(ssh_failures_warn=5, ssh_failures_crit=10)
+    check = checks_by_name(result)['ssh_auth_failures']
+    assert check['status'] == 'critical' and check['alert'] == 'security_event' and check['value'] == 12
+
+
+def test_failed_sudo_and_new_accounts_warn(harness):
+    harness.log('mallory : user NOT in sudoers ; TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/bash', identifier='sudo')
+    harness.log('new group: name=svc, GID=1001', identifier='useradd')
+    harness.log('new user: name=svc, UID=1001, GID=1001, home=/home/svc, shell=/bin/bash, from=none', identifier='useradd')
+    failed, result = harness.run()
+    checks = checks_by_name(result)
+    assert checks['sudo_use']['status'] == 'warning' and checks['sudo_use']['alert'] == 'security_event'
+    assert checks['new_accounts']['status'] == 'warning' and checks['new_accounts']['value'] == 1
+    assert checks['new_accounts']['details']['users'] == ['svc']
+
+
+def test_bad_cursor_falls_back_to_lookback(harness):
+    failed_logins(harness, 1)
+    os.makedirs(os.path.dirname(harness.state_file))
+    with open(harness.state_file, 'w') as handle:
+        json.dump({'version': 1, 'journal': {'cursor': 's=gone', 'since': None}, 'files': {}}, handle)
+    failed, result = harness.run()
+    assert not failed
+    assert any('refused the saved cursor' in w for w in harness.warnings)
+    assert result['counts']['ssh_failures'] == 1 and result['cursor']['journal']['since']
+    assert len(harness.journalctl_calls()) == 2
+
+
+def test_corrupt_state_file_is_a_first_run(harness):
+    failed_logins(harness, 1)
+    os.makedirs(os.path.dirname(harness.state_file))
+    with open(harness.state_file, 'w') as handle:
+        handle.write('{oops')
+    failed, result = harness.run()
+    assert not failed and result['cursor']['first_run'] is True and result['changed'] is True
+    assert any('not valid JSON' in w for w in harness.warnings)
+
+
+def test_journalctl_missing_gives_critical_journal_checks(harness, monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda _self, name, required=False, opt_dirs=None: None)
+    harness.request(200)
+    failed, result = harness.run()
+    assert not failed
+    checks = checks_by_name(result)
+    assert checks['ssh_auth_failures']['status'] == 'critical' and 'journalctl not found' in checks['ssh_auth_failures']['message']
+    assert checks['app_5xx_rate']['status'] == 'ok'
+
+
+def test_scan_journal_false(harness):
+    failed_logins(harness, 5)
+    harness.request(200)
+    failed, result = harness.run(scan_journal=False)
+    assert [c['name'] for c in result['checks']] == ['app_5xx_rate', 'pii_in_logs']
+    assert harness.journalctl_calls() == [] and 'journal' not in result['cursor']
+    assert 'journal_entries' not in result['counts']
+
+
+def test_max_journal_entries_truncates_and_resumes(harness):
+    failed_logins(harness, 5)  # 10 entries
+    failed, result = harness.run(max_journal_entries=4)
+    assert result['cursor']['journal']['truncated'] is True and result['counts']['journal_entries'] == 4
+    assert result['counts']['ssh_failures'] == 2
+    assert any('max_journal_entries' in w for w in harness.warnings)
+    failed, result = harness.run(max_journal_entries=100)
+    assert result['cursor']['journal']['truncated'] is False and result['counts']['journal_entries'] == 6
+    assert result['counts']['ssh_failures'] == 3
+
+
+def test_missing_access_log_and_pii_paths(harness, tmp_path):
+    other = tmp_path / 'app.log'
+    other.write_text('charged 4111 1111 1111 1111 for order 7\n')
+    failed, result = harness.run(pii_paths=[str(other)])
+    checks = checks_by_name(result)
+    assert 'no access log found' in checks['app_5xx_rate']['message'] and checks['app_5xx_rate']['status'] == 'ok'
+    assert result['cursor']['files'][harness.access_log]['missing'] is True
+    assert checks['pii_in_logs']['status'] == 'critical' and checks['pii_in_logs']['alert'] == 'pii_exposure'
+    assert checks['pii_in_logs']['details']['samples'] == [{'source': str(other), 'line': 1, 'kind': 'card', 'masked': '**** **** **** 1111'}]
+    assert '4111 1111 1111 1111' not in json.dumps(result) and '4111111111111111' not in json.dumps(result)
+
+
+def test_unwritable_state_file_fails(harness, tmp_path):
+    blocker = tmp_path / 'blocker'
+    blocker.write_text('')
+    failed, result = harness.run(state_file=str(blocker / 'state.json'))
+    assert failed and 'cannot write the cursor file' in result['msg']
+
+
+# --------------------------------------------------------------------------
+# property: the whole result never contains raw PII
+# --------------------------------------------------------------------------
+
+def luhn_complete(prefix):
+    return next(prefix + d for d in '0123456789' if luhn_valid(prefix + d))
+
+
+@st.composite
+def cards(draw):
+    length = draw(st.integers(min_value=13, max_value=19))
+    digits = luhn_complete(draw(st.sampled_from('23456')) + draw(st.text(alphabet='0123456789', min_size=length - 2, max_size=length - 2)))
+    sep = draw(st.sampled_from(['', ' ', '-']))
+    written = sep.join(digits[i:i + 4] for i in range(0, len(digits), 4)) if sep else digits
+    return digits, written
+
+
+_LOCAL = st.from_regex(r'\A[a-z0-9]([a-z0-9._+-]{0,15}[a-z0-9])?\Z')
+_DOMAIN = st.from_regex(r'\A([a-z0-9]{1,10}\.){1,3}[a-z]{2,6}\Z')
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(local=_LOCAL, domain=_DOMAIN, card=cards(), where=st.sampled_from(['access', 'ssh_user', 'sudo']))
+def test_result_never_contains_raw_pii(monkeypatch, local, domain, card, where):
+    email = '%s@%s' % (local, domain)
+    digits, written = card
+    with tempfile.TemporaryDirectory() as root:
+        harness = Harness(monkeypatch, root)
+        if where == 'access':
+            harness.request(200, q='/signup?email=%s' % email.replace('@', '%40'), card=written)
+            harness.request(200, user=email)
+        elif where == 'ssh_user':
+            harness.log('Invalid user %s from 203.0.113.9 port 1' % email, pid='1')
+            harness.log('Failed password for invalid user %s from 203.0.113.9 port 2 ssh2' % written, pid='2')
+        else:
+            harness.log('%s : TTY=pts/0 ; PWD=/ ; USER=%s ; COMMAND=/usr/bin/mail %s' % (email, written, email), identifier='sudo')
+        failed, preview = harness.run(_ansible_check_mode=True)
+        failed, result = harness.run()
+        assert not failed
+        serialised = json.dumps(result) + json.dumps(preview)
+        for raw in (email, email.replace('@', '%40'), digits, written):
+            assert raw not in serialised
+        check = checks_by_name(result)['pii_in_logs']
+        assert check['status'] == 'critical' and check['details']['cards'] >= 1 and check['details']['emails'] >= 1
+        masks = [sample['masked'] for sample in check['details']['samples']]
+        assert '**** **** **** %s' % digits[-4:] in masks
+        assert '%s***@%s***.%s' % (local[0], domain[0], domain.rsplit('.', 1)[1]) in masks
+        # stable: the same logs scanned twice (check mode first, cursor unchanged) give the same masks
+        assert checks_by_name(preview)['pii_in_logs']['details'] == check['details']

@@ -1,0 +1,197 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import socket
+import threading
+import urllib.request
+from unittest import mock
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+from ansible_collections.dealerscope.ops.plugins.modules import ops_notify
+
+try:  # ansible-core >= 2.19
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # older ansible-core
+    patch_module_args = None
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+SLACK_SECRET = 'T0SECRET/B0SECRET/xoxbSecretToken123'
+
+
+class AnsibleExitJson(Exception):
+    def __init__(self, kwargs):
+        super().__init__(kwargs)
+        self.result = kwargs
+
+
+class AnsibleFailJson(Exception):
+    def __init__(self, kwargs):
+        super().__init__(kwargs)
+        self.result = kwargs
+
+
+def exit_json(self, **kwargs):  # pylint: disable=unused-argument
+    kwargs.setdefault('changed', False)
+    raise AnsibleExitJson(kwargs)
+
+
+def fail_json(self, **kwargs):  # pylint: disable=unused-argument
+    kwargs['failed'] = True
+    raise AnsibleFailJson(kwargs)
+
+
+@contextlib.contextmanager
+def set_module_args(args):
+    """Inject module arguments, for ansible-core before and after 2.19."""
+    if patch_module_args is not None:
+        with patch_module_args(args):
+            yield
+    else:
+        serialized = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
+        with mock.patch.object(basic, '_ANSIBLE_ARGS', serialized):
+            yield
+
+
+class Receiver:
+    def __init__(self, path):
+        spec = importlib.util.spec_from_file_location('ds_webhook_receiver', os.path.join(REPO_ROOT, 'lab', 'webhook_receiver.py'))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        self.server = module.WebhookReceiver(0, str(path))
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def url(self, path):
+        return 'http://127.0.0.1:%d%s' % (self.port, path)
+
+    def messages(self, path=None):
+        with urllib.request.urlopen(self.url('/messages'), timeout=5) as response:
+            return [m for m in json.loads(response.read()) if path is None or m['path'] == path]
+
+
+@pytest.fixture
+def receiver(tmp_path):
+    server = Receiver(tmp_path / 'hooks.jsonl')
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+class Harness:
+    def __init__(self, monkeypatch, tmp_path, receiver):
+        self.receiver = receiver
+        self.state_dir = tmp_path / 'state'
+        self.warnings = []
+        monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
+        monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
+        monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda _self, warning, **kw: self.warnings.append(warning))
+
+    def channels(self):
+        return [
+            {'name': 'pager', 'kind': 'pager', 'url': self.receiver.url('/pager'), 'severities': ['critical']},
+            {'name': 'slack', 'kind': 'slack', 'url': self.receiver.url('/slack/' + SLACK_SECRET), 'severities': ['critical', 'high'],
+             'team': True},
+        ]
+
+    def run(self, **args):
+        args.setdefault('channels', self.channels())
+        args.setdefault('state_dir', str(self.state_dir))
+        args.setdefault('retries', 0)
+        with set_module_args(args):
+            with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as excinfo:
+                ops_notify.main()
+        return excinfo.type is AnsibleFailJson, excinfo.value.result
+
+
+@pytest.fixture
+def harness(monkeypatch, tmp_path, receiver):
+    return Harness(monkeypatch, tmp_path, receiver)
+
+
+ALERTS = [
+    {'host': 'app1', 'check': 'api_health', 'alert': 'service_down', 'status': 'critical', 'message': 'API down'},
+    {'host': 'app2', 'check': 'api_latency', 'alert': 'high_latency', 'status': 'warning', 'message': 'p95 900 ms'},
+    {'host': 'db1', 'check': 'disk:/var', 'alert': 'resource_exhaustion', 'status': 'warning', 'message': '/var 85 %'},
+]
+
+
+def test_two_runs_second_suppresses_duplicates(harness):
+    failed, first = harness.run(alerts=ALERTS, status_summary='1 critical, 2 warning')
+    assert not failed
+    assert first['changed'] is True
+    assert {(s['channel'], s['type'], s['severity']) for s in first['sent']} == {
+        ('pager', 'immediate', 'critical'), ('slack', 'immediate', 'critical'), ('slack', 'immediate', 'high'),
+        ('slack', 'digest', 'medium'), ('slack', 'summary', 'info')}
+    assert first['queued'] == {'medium': 1, 'low': 0} and first['flushed'] == {'medium': 1, 'low': 0}
+    assert first['checks'][0]['name'] == 'notify:delivery' and first['checks'][0]['status'] == 'ok'
+    assert sorted(os.listdir(harness.state_dir)) == ['digest-low.jsonl', 'digest-medium.jsonl', 'last-flush.json', 'sent.json']
+    assert os.stat(harness.state_dir).st_mode & 0o777 == 0o700
+
+    failed, second = harness.run(alerts=ALERTS, status_summary='1 critical, 2 warning')
+    assert not failed
+    assert [(s['channel'], s['type']) for s in second['sent']] == [('slack', 'summary')]  # the summary is never deduplicated
+    assert second['suppressed']['keys'] == ['high_latency|app2|api_latency', 'resource_exhaustion|db1|disk:/var',
+                                            'service_down|app1|api_health']
+    assert len(harness.receiver.messages('/pager')) == 1
+
+
+def test_check_mode_sends_and_writes_nothing(harness):
+    failed, result = harness.run(alerts=ALERTS, status_summary='x', _ansible_check_mode=True)
+    assert not failed
+    assert result['changed'] is False
+    assert len(result['sent']) == 5  # what would be sent
+    assert harness.receiver.messages() == []
+    assert not harness.state_dir.exists()
+
+
+def test_invalid_severity_map_is_rejected(harness):
+    failed, result = harness.run(alerts=ALERTS, severity_map={'service_down': 'p1'})
+    assert failed
+    assert 'severity_map.service_down' in result['msg']
+    failed, result = harness.run(alerts=[dict(ALERTS[0], severity='urgent')])
+    assert failed and 'alerts[0].severity' in result['msg']
+    failed, result = harness.run(alerts=ALERTS, channels=[{'name': 'x', 'kind': 'slack', 'url': 'http://127.0.0.1:1/', 'severities': ['p1']}])
+    assert failed and 'severities' in result['msg']
+
+
+def test_bounds_are_enforced(harness):
+    failed, result = harness.run(timeout_s=0)
+    assert failed and 'timeout_s must be between 1 and 60' in result['msg']
+    failed, result = harness.run(retries=9)
+    assert failed and 'retries' in result['msg']
+
+
+def test_delivery_failure_reported_without_url_and_optionally_fatal(harness):
+    sock = socket.socket()
+    sock.bind(('127.0.0.1', 0))
+    dead = 'http://127.0.0.1:%d/hooks/%s' % (sock.getsockname()[1], SLACK_SECRET)
+    sock.close()
+    channels = [{'name': 'slack', 'kind': 'slack', 'url': dead, 'severities': ['critical']}]
+    failed, result = harness.run(alerts=ALERTS[:1], channels=channels)
+    assert not failed
+    assert result['failed_deliveries'][0]['channel'] == 'slack' and result['failed_deliveries'][0]['keys'] == ['service_down|app1|api_health']
+    assert result['checks'][0]['status'] == 'critical' and result['checks'][0]['alert'] == 'notification_failure'
+    assert 'SECRET' not in json.dumps(result) and dead not in json.dumps(result)
+    failed, result = harness.run(alerts=ALERTS[:1], channels=channels, fail_on_delivery_error=True)
+    assert failed and result['msg'] == 'delivery failed for slack'
+    assert 'SECRET' not in json.dumps(result)
+
+
+def test_unrouted_alert_warns(harness):
+    channels = [{'name': 'pager', 'kind': 'pager', 'url': harness.receiver.url('/pager'), 'severities': ['critical']}]
+    failed, result = harness.run(alerts=ALERTS, channels=channels)
+    assert not failed
+    assert result['unrouted'] == ['high_latency|app2|api_latency']
+    assert any('no channel takes these alerts' in w for w in harness.warnings)
+    assert any('no channel has team=true' in w for w in harness.warnings)
