@@ -51,13 +51,16 @@ lab: venv collection images ## Start the lab fleet (idempotent)
 	@$(BIN)/ansible-playbook lab/up.yml
 
 lab-down: venv ## Remove the lab fleet and its state, nothing else
+	@lab/bin/webhook.sh stop
 	@$(BIN)/ansible-playbook lab/down.yml
 
 provision: lab ## Baseline + the DealerScope stack on the lab fleet
 	@$(BIN)/ansible-playbook lab/provision.yml
 
-demo: provision ## Everything: venv, images, lab, stack, then the main runbook
+demo: provision ## Everything: venv, images, lab, stack, then the daily runbook
+	@lab/bin/webhook.sh start
 	@$(BIN)/ansible-playbook dealerscope.ops.smoke
+	@$(BIN)/ansible-playbook dealerscope.ops.daily
 	@lab/bin/demo-summary.sh
 
 lint: venv collection ## yamllint + ansible-lint (production profile)

@@ -46,3 +46,18 @@ def receiver_clear():
     req = urllib.request.Request(RECEIVER + "/messages", method="DELETE")
     with urllib.request.urlopen(req, timeout=5) as resp:
         return resp.status
+
+
+def on(host, command):
+    """Run a shell command on a scenario host over real SSH; fail the test if it fails."""
+    from helpers.molecule_ssh import ssh  # pylint: disable=import-outside-toplevel
+    result = ssh(host, command)
+    assert result.returncode == 0, "%s: %s failed: %s" % (host, command, result.stderr)
+    return result.stdout
+
+
+def daily(*args, **kwargs):
+    """Run dealerscope.ops.daily again; return the process result and the report it wrote."""
+    result = run_playbook("dealerscope.ops.daily", *args, **kwargs)
+    report, base = latest_report()
+    return result, report, base

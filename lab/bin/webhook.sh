@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The lab's webhook receiver on 127.0.0.1:8765 (records what runbooks notify; GET /messages).
+# Usage: lab/bin/webhook.sh start|stop|status
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+state="$root/.lab"
+pidfile="$state/webhook.pid"
+port=${LAB_WEBHOOK_PORT:-8765}
+case "${1:-status}" in
+  start)
+    if curl -fsS -o /dev/null "http://127.0.0.1:${port}/messages" 2>/dev/null; then echo "webhook receiver already answers on 127.0.0.1:${port}"; exit 0; fi
+    mkdir -p "$state"
+    nohup python3 "$root/lab/webhook_receiver.py" "$port" "$state/webhooks.jsonl" >"$state/webhook.log" 2>&1 &
+    echo $! >"$pidfile"
+    for _ in $(seq 20); do curl -fsS -o /dev/null "http://127.0.0.1:${port}/messages" 2>/dev/null && { echo "webhook receiver on 127.0.0.1:${port}"; exit 0; }; sleep 0.2; done
+    echo "webhook receiver did not start (see $state/webhook.log)" >&2; exit 1 ;;
+  stop)
+    if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi ;;
+  status)
+    curl -fsS "http://127.0.0.1:${port}/messages" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)), "messages recorded")' ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
