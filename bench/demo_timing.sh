@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Time `make demo` from a fresh clone: cold (lab images absent) and warm (images present, new clone),
-# then a re-run in the same clone (everything present). Tears down any running lab first.
+# Time `make demo` from a fresh clone: cold (lab images and the cached virtualenv absent), warm
+# (both present, new clone), then a re-run in the same clone (lab already up). Tears down any running lab first.
 # Usage: bench/demo_timing.sh [cold|warm|rerun|all]   Output: one line per measurement.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +25,7 @@ timed() {  # label, command...
 if [ "$what" = cold ] || [ "$what" = all ]; then
   down_everywhere; clone
   for r in debian12 debian13; do podman rmi -f "localhost/dealerscope-lab:$r" >/dev/null 2>&1 || true; done
+  rm -rf "${XDG_CACHE_HOME:-$HOME/.cache}/dealerscope-ops"   # the shared virtualenv too: nothing cached
   timed cold make -C "$work/clone" demo
 fi
 if [ "$what" = warm ] || [ "$what" = all ]; then

@@ -30,10 +30,9 @@ import hashlib
 import json
 import os
 import re
-import stat
 import subprocess
-import tempfile
 
+from ansible_collections.dealerscope.ops.plugins.module_utils.ops_files import atomic_write_text
 from ansible_collections.dealerscope.ops.plugins.module_utils.ops_checks import make_check, threshold_check
 
 STATE_VERSION = 1
@@ -797,29 +796,4 @@ def write_state(path, state):
 
     A missing parent directory is created with mode 0700; an existing one is left as it is.
     """
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        os.makedirs(parent, mode=0o700)
-        os.chmod(parent, 0o700)
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=parent)
-    try:
-        os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
-        with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-            handle.write(dump_state(state))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dir_fd = os.open(parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    atomic_write_text(path, dump_state(state))

@@ -26,10 +26,10 @@ import copy
 import json
 import os
 import socket
-import tempfile
 import time
 
 from ansible.module_utils.urls import open_url
+from ansible_collections.dealerscope.ops.plugins.module_utils.ops_files import atomic_write_text, ensure_private_dir
 
 SEVERITIES = ('critical', 'high', 'medium', 'low')
 DIGEST_SEVERITIES = ('medium', 'low')
@@ -243,40 +243,18 @@ def load_state(state_dir, warnings=None):
     return state
 
 
-def _atomic_write(path, text):
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def ensure_state_dir(state_dir):
     """Create the state directory with mode 0700; return True when it was created."""
-    if os.path.isdir(state_dir):
-        return False
-    os.makedirs(state_dir, mode=0o700)
-    os.chmod(state_dir, 0o700)
-    return True
+    return ensure_private_dir(state_dir)
 
 
 def save_state(state_dir, state):
     """Write every state file atomically (write to a temporary file, fsync, rename)."""
-    _atomic_write(os.path.join(state_dir, SENT_FILE), json.dumps(state['sent'], indent=1, sort_keys=True) + '\n')
-    _atomic_write(os.path.join(state_dir, LAST_FLUSH_FILE), json.dumps(state['last_flush'], indent=1, sort_keys=True) + '\n')
+    atomic_write_text(os.path.join(state_dir, SENT_FILE), json.dumps(state['sent'], indent=1, sort_keys=True) + '\n')
+    atomic_write_text(os.path.join(state_dir, LAST_FLUSH_FILE), json.dumps(state['last_flush'], indent=1, sort_keys=True) + '\n')
     for severity, filename in QUEUE_FILES.items():
         text = ''.join(json.dumps(entry, sort_keys=True) + '\n' for entry in state['queues'][severity])
-        _atomic_write(os.path.join(state_dir, filename), text)
+        atomic_write_text(os.path.join(state_dir, filename), text)
 
 
 # ---------------------------------------------------------------------------------------------

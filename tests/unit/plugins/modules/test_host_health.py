@@ -5,22 +5,16 @@
 from __future__ import annotations
 
 import collections
-import contextlib
-import json
 import os
 from unittest import mock
 
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.dealerscope.ops.plugins.modules import host_health
+from .utils import AnsibleExitJson, AnsibleFailJson, exit_json, fail_json, set_module_args  # noqa: F401
 
-try:  # ansible-core >= 2.19
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # older ansible-core
-    patch_module_args = None
 
 StatVfs = collections.namedtuple('StatVfs', 'f_bsize f_frsize f_blocks f_bfree f_bavail f_files f_ffree f_favail f_flag f_namemax')
 
@@ -70,40 +64,6 @@ Stratum         : 0
 System time     : 0.000000000 seconds fast of NTP time
 Leap status     : Not synchronised
 """
-
-
-class AnsibleExitJson(Exception):
-    def __init__(self, kwargs):
-        super().__init__(kwargs)
-        self.result = kwargs
-
-
-class AnsibleFailJson(Exception):
-    def __init__(self, kwargs):
-        super().__init__(kwargs)
-        self.result = kwargs
-
-
-def exit_json(self, **kwargs):  # pylint: disable=unused-argument
-    kwargs.setdefault('changed', False)
-    raise AnsibleExitJson(kwargs)
-
-
-def fail_json(self, **kwargs):  # pylint: disable=unused-argument
-    kwargs['failed'] = True
-    raise AnsibleFailJson(kwargs)
-
-
-@contextlib.contextmanager
-def set_module_args(args):
-    """Inject module arguments, for ansible-core before and after 2.19."""
-    if patch_module_args is not None:
-        with patch_module_args(args):
-            yield
-    else:
-        serialized = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
-        with mock.patch.object(basic, '_ANSIBLE_ARGS', serialized):
-            yield
 
 
 class Harness:

@@ -4,29 +4,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import stat
 import sys
 import tempfile
 import time
-from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.dealerscope.ops.plugins.module_utils.log_scan import luhn_valid
 from ansible_collections.dealerscope.ops.plugins.modules import log_scan
+from .utils import AnsibleExitJson, AnsibleFailJson, exit_json, fail_json, set_module_args  # noqa: F401
 
-try:  # ansible-core >= 2.19
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # older ansible-core
-    patch_module_args = None
 
 # A stand-in for journalctl: a real executable reading JSON entries from $FAKE_JOURNAL, honouring
 # --after-cursor, --since=@N and -t like the real one, and recording its arguments in $FAKE_JOURNAL_ARGS.
@@ -54,40 +48,6 @@ for e in entries:
     if not idents or e.get('SYSLOG_IDENTIFIER') in idents:
         sys.stdout.write(json.dumps(e) + '\n')
 '''
-
-
-class AnsibleExitJson(Exception):
-    def __init__(self, kwargs):
-        super().__init__(kwargs)
-        self.result = kwargs
-
-
-class AnsibleFailJson(Exception):
-    def __init__(self, kwargs):
-        super().__init__(kwargs)
-        self.result = kwargs
-
-
-def exit_json(self, **kwargs):  # pylint: disable=unused-argument
-    kwargs.setdefault('changed', False)
-    raise AnsibleExitJson(kwargs)
-
-
-def fail_json(self, **kwargs):  # pylint: disable=unused-argument
-    kwargs['failed'] = True
-    raise AnsibleFailJson(kwargs)
-
-
-@contextlib.contextmanager
-def set_module_args(args):
-    """Inject module arguments, for ansible-core before and after 2.19."""
-    if patch_module_args is not None:
-        with patch_module_args(args):
-            yield
-    else:
-        serialized = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
-        with mock.patch.object(basic, '_ANSIBLE_ARGS', serialized):
-            yield
 
 
 class Harness:

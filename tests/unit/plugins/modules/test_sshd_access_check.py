@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import pwd
 from unittest import mock
@@ -13,14 +11,10 @@ from unittest import mock
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.dealerscope.ops.plugins.modules import sshd_access_check
+from .utils import AnsibleExitJson, AnsibleFailJson, exit_json, fail_json, set_module_args  # noqa: F401
 
-try:  # ansible-core >= 2.19
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # older ansible-core
-    patch_module_args = None
 
 ED25519 = 'AAAAC3NzaC1lZDI1NTE5AAAAICsXoRnf1nQamykUs5ST3PB1aMer/4mbBnT2gNb0u00V'
 ED25519_FP = 'SHA256:SGCO/2cXoB+FGc/PnFZklPK1399oChoyneinkD2WLk0'
@@ -53,40 +47,6 @@ def sshd_t_output(extra_lines=(), **overrides):
     lines = ['%s %s' % (key, value) for key, value in values.items() if value is not None]
     lines.extend(extra_lines)
     return '\n'.join(lines) + '\n'
-
-
-class AnsibleExitJson(Exception):
-    def __init__(self, kwargs):
-        super().__init__(kwargs)
-        self.result = kwargs
-
-
-class AnsibleFailJson(Exception):
-    def __init__(self, kwargs):
-        super().__init__(kwargs)
-        self.result = kwargs
-
-
-def exit_json(self, **kwargs):  # pylint: disable=unused-argument
-    kwargs.setdefault('changed', False)
-    raise AnsibleExitJson(kwargs)
-
-
-def fail_json(self, **kwargs):  # pylint: disable=unused-argument
-    kwargs['failed'] = True
-    raise AnsibleFailJson(kwargs)
-
-
-@contextlib.contextmanager
-def set_module_args(args):
-    """Inject module arguments, for ansible-core before and after 2.19."""
-    if patch_module_args is not None:
-        with patch_module_args(args):
-            yield
-    else:
-        serialized = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
-        with mock.patch.object(basic, '_ANSIBLE_ARGS', serialized):
-            yield
 
 
 @pytest.fixture

@@ -1,0 +1,56 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Shared harness for module unit tests: inject arguments, turn exit_json/fail_json into exceptions."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from unittest import mock
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+try:  # ansible-core >= 2.19
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # older ansible-core
+    patch_module_args = None
+
+
+class AnsibleExitJson(Exception):
+    """Raised instead of exit_json; .result holds the module result."""
+
+    def __init__(self, kwargs):
+        super().__init__(kwargs)
+        self.result = kwargs
+
+
+class AnsibleFailJson(Exception):
+    """Raised instead of fail_json; .result holds the module result."""
+
+    def __init__(self, kwargs):
+        super().__init__(kwargs)
+        self.result = kwargs
+
+
+def exit_json(self, **kwargs):  # pylint: disable=unused-argument
+    kwargs.setdefault('changed', False)
+    raise AnsibleExitJson(kwargs)
+
+
+def fail_json(self, **kwargs):  # pylint: disable=unused-argument
+    kwargs['failed'] = True
+    raise AnsibleFailJson(kwargs)
+
+
+@contextlib.contextmanager
+def set_module_args(args):
+    """Inject module arguments, for ansible-core before and after 2.19."""
+    if patch_module_args is not None:
+        with patch_module_args(args):
+            yield
+    else:
+        serialized = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
+        with mock.patch.object(basic, '_ANSIBLE_ARGS', serialized):
+            yield
