@@ -72,25 +72,20 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - silence the default stderr log
         pass
 
-    def _send(self, status, body):
-        data = json.dumps(body, default=str).encode()
+    def _respond(self, status, data, content_type):
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-Request-ID", self.request_id)
         self.end_headers()
         self.wfile.write(data)
         return status, len(data)
 
+    def _send(self, status, body):
+        return self._respond(status, json.dumps(body, default=str).encode(), "application/json")
+
     def _send_html(self, status, page):
-        data = page.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-Request-ID", self.request_id)
-        self.end_headers()
-        self.wfile.write(data)
-        return status, len(data)
+        return self._respond(status, page.encode(), "text/html; charset=utf-8")
 
     def do_GET(self):  # noqa: N802 - http.server API
         started = time.monotonic()

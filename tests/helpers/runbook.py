@@ -1,4 +1,5 @@
 """Helpers for verifiers that run a runbook again against a Molecule scenario's hosts."""
+import contextlib
 import json
 import os
 import pathlib
@@ -14,13 +15,17 @@ def inventory_dir():
     return os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
 
 
+def scenario_extra_vars():
+    """The extra vars the scenario's molecule.yml gives Molecule's own runs (one source)."""
+    import yaml  # pylint: disable=import-outside-toplevel
+    config = yaml.safe_load((pathlib.Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "molecule.yml").read_text())
+    text = os.path.expandvars(config.get("provisioner", {}).get("options", {}).get("extra-vars", ""))
+    return dict(item.split("=", 1) for item in text.split())
+
+
 def run_playbook(playbook, *args, extra_vars=None, timeout=300):
     """ansible-playbook against the scenario inventory with the scenario's extra vars."""
-    extra = {
-        "lab_state_dir": str(EPHEMERAL / "lab"),
-        "lab_lb_url": "https://127.0.0.1:18443",
-        "daily_report_dir": str(EPHEMERAL / "reports"),
-    }
+    extra = scenario_extra_vars()
     extra.update(extra_vars or {})
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".build" / "collections"), ANSIBLE_FORCE_COLOR="0", NO_COLOR="1",
                ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_INVENTORY=inventory_dir())
@@ -61,3 +66,15 @@ def daily(*args, **kwargs):
     result = run_playbook("dealerscope.ops.daily", *args, **kwargs)
     report, base = latest_report()
     return result, report, base
+
+
+@contextlib.contextmanager
+def app_fault(fault, hosts=("app1", "app2")):
+    """Inject a fault into the sample API on `hosts` (lab/app: /etc/dealerscope/faults.json); heal on exit."""
+    for host in hosts:
+        on(host, "echo '%s' > /etc/dealerscope/faults.json" % json.dumps(fault))
+    try:
+        yield
+    finally:
+        for host in hosts:
+            on(host, "rm -f /etc/dealerscope/faults.json")

@@ -9,37 +9,25 @@ import sys
 
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
-from helpers.runbook import checks_by, daily, on  # noqa: E402
+from helpers.runbook import app_fault, checks_by, daily, on  # noqa: E402
 
 EMAIL = "jane.doe@example.com"
 CARD = "4111 1111 1111 1111"
 
 
 def test_slow_endpoint_is_high_latency():
-    fault = json.dumps({"delay_ms": 700, "paths": ["/api/vehicles"]})
-    for host in ("app1", "app2"):
-        on(host, "echo '%s' > /etc/dealerscope/faults.json" % fault)
-    try:
+    with app_fault({"delay_ms": 700, "paths": ["/api/vehicles"]}):
         result, report, base = daily()
         latency = [c for c in report["problems"] if c["name"].endswith("latency_p95")]
         assert latency and all(c["alert"] == "high_latency" for c in latency), report["problems"]
-    finally:
-        for host in ("app1", "app2"):
-            on(host, "rm -f /etc/dealerscope/faults.json")
 
 
 def test_5xx_is_high_error_rate():
-    fault = json.dumps({"status": 500, "paths": ["/api/vehicles"]})
-    for host in ("app1", "app2"):
-        on(host, "echo '%s' > /etc/dealerscope/faults.json" % fault)
-    try:
+    with app_fault({"status": 500, "paths": ["/api/vehicles"]}):
         result, report, base = daily()
         assert result.returncode != 0
         errors = [c for c in report["problems"] if c["alert"] == "high_error_rate"]
         assert errors and all(c["status"] == "critical" for c in errors)
-    finally:
-        for host in ("app1", "app2"):
-            on(host, "rm -f /etc/dealerscope/faults.json")
 
 
 def test_full_filesystem_is_resource_exhaustion():
