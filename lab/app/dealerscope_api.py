@@ -12,9 +12,16 @@ request: {"delay_ms": 800} slows every response, {"status": 500} turns responses
 Every request is logged as one JSON line (access log) with a correlation ID taken
 from the X-Request-ID header, or generated when absent, and echoed back.
 Configuration comes from the environment (see the systemd unit's EnvironmentFile).
+
+Like a real service linked against a shared library, the process maps the lab's demo library
+/usr/lib/dslab/libdemo.so.1 (package dslab-libdemo from the lab repository, lab/repo/build.py)
+read-only at start, when it is installed, and keeps the mapping for its whole life: after an
+upgrade replaces the file, /proc/<pid>/maps shows it "(deleted)" until the service restarts,
+which is what needrestart-style checks look for.
 """
 import html
 import json
+import mmap
 import os
 import sys
 import time
@@ -28,7 +35,18 @@ import psycopg2.pool
 VERSION = os.environ.get("DS_VERSION", "0.0.0")
 LOG_PATH = os.environ.get("DS_ACCESS_LOG", "/var/log/dealerscope/access.log")
 FAULTS_PATH = os.environ.get("DS_FAULTS", "/etc/dealerscope/faults.json")
+LIBDEMO_PATH = os.environ.get("DS_LIBDEMO", "/usr/lib/dslab/libdemo.so.1")
 POOL = None
+LIBDEMO = None  # the mapping lives as long as the process
+
+
+def map_library(path):
+    """Map `path` read-only and private, as the loader maps a library (None when absent, unreadable or empty)."""
+    try:
+        with open(path, "rb") as handle:
+            return mmap.mmap(handle.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+    except (OSError, ValueError):
+        return None
 
 
 def pool():
@@ -162,6 +180,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
+    global LIBDEMO
+    LIBDEMO = map_library(LIBDEMO_PATH)
     bind = os.environ.get("DS_BIND", "0.0.0.0")
     port = int(os.environ.get("DS_PORT", "8000"))
     server = ThreadingHTTPServer((bind, port), Handler)
