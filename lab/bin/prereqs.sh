@@ -2,7 +2,7 @@
 # Make sure the Debian packages the lab and the test suite need are present.
 # As root, missing ones are installed; otherwise one line names what to install.
 set -euo pipefail
-need=(podman runc netavark aardvark-dns debootstrap openssh-client python3-venv rsync git make curl shellcheck)
+need=(podman runc netavark aardvark-dns debootstrap openssh-client python3-venv rsync git make curl shellcheck haproxy nginx)
 missing=()
 for pkg in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
