@@ -78,7 +78,7 @@ def _get(mapping, key, default=None):
 
 
 def _versions(items, old='current', new='candidate'):
-    return ', '.join('%s %s -> %s' % (i.get('name'), i.get(old) or '(new)', i.get(new) or '(removed)') for i in items)
+    return ', '.join('%s %s → %s' % (i.get('name'), i.get(old) or '(new)', i.get(new) or '(removed)') for i in items)
 
 
 def plan_check(plan, refusal=None):
@@ -149,9 +149,11 @@ def rollout_checks(record):
                                  else '%d check(s) ok (services, HTTP within SLA)' % len(post),
                                  alert='patch_failed' if bad else None, details={'checks': post}))
     if status == 'failed':
+        aftermath = ('left out of the pool and marked failed' if record.get('drained') else
+                     'untouched (failed before any change)' if record.get('phase') == 'precheck' else 'marked failed')
         checks.append(make_check('patch', 'critical', None, None,
-                                 'failed at %s (%s): %s - left out of the pool and marked failed' % (
-                                     record.get('phase'), record.get('failed_task', '?'), record.get('message', '')),
+                                 'failed at %s (%s): %s - %s' % (
+                                     record.get('phase'), record.get('failed_task', '?'), record.get('message', ''), aftermath),
                                  alert='patch_failed', details={'phase': record.get('phase'), 'task': record.get('failed_task')}))
     elif status == 'ok':
         checks.append(make_check('patch', 'ok', None, None, 'patched in %s s' % record.get('duration_s')))

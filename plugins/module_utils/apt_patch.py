@@ -172,8 +172,11 @@ def _read(path):
         return None
 
 
-def stale_processes(proc_root='/proc', own_pid=None):
-    """Processes that still run replaced package files: list of ``{pid, unit, comm, files}`` (files sorted, max 5)."""
+def stale_processes(proc_root='/proc', own_pid=None, unreadable=None):
+    """Processes that still run replaced package files: list of ``{pid, unit, comm, files}`` (files sorted, max 5).
+
+    PIDs whose maps cannot be read (no CAP_SYS_PTRACE, or gone) are appended to ``unreadable`` when given.
+    """
     found = []
     try:
         pids = sorted(int(entry) for entry in os.listdir(proc_root) if entry.isdigit())
@@ -183,7 +186,10 @@ def stale_processes(proc_root='/proc', own_pid=None):
         if own_pid is not None and pid == own_pid:
             continue
         base = os.path.join(proc_root, str(pid))
-        files = parse_maps_deleted(_read(os.path.join(base, 'maps')))
+        maps = _read(os.path.join(base, 'maps'))
+        if maps is None and unreadable is not None and os.path.exists(base):
+            unreadable.append(pid)
+        files = parse_maps_deleted(maps)
         try:
             exe = os.readlink(os.path.join(base, 'exe'))
         except OSError:

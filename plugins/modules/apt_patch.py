@@ -85,7 +85,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Plans from the package lists on the host without updating them; predicts RV(changed) for O(state=upgraded).
+    description: Plans from the package lists on the host without updating them; predicts C(changed) for O(state=upgraded).
   diff_mode:
     support: full
     description: Package versions before and after (one C(name version) line per package).
@@ -277,7 +277,12 @@ class Patcher(object):
 
     def restart_stale(self):
         systemctl = self.module.get_bin_path('systemctl')
-        processes = ap.stale_processes(own_pid=os.getpid())
+        unreadable = []
+        processes = ap.stale_processes(own_pid=os.getpid(), unreadable=unreadable)
+        if unreadable:
+            self.module.warn('could not read the memory maps of %d process(es) (pids %s): services they belong to may still use '
+                             'replaced files; root needs CAP_SYS_PTRACE for /proc/<pid>/maps' % (
+                                 len(unreadable), ', '.join(str(pid) for pid in unreadable[:10])))
         reexec = False
         if systemctl and any(proc['unit'] == 'init' for proc in processes) and self.params['restart_services']:
             rc, out, err = self.module.run_command([systemctl, 'daemon-reexec'])

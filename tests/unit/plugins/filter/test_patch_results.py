@@ -20,7 +20,7 @@ OK = {'status': 'ok', 'phase': 'done', 'drained': True, 'drain_wait_s': 0.2, 'ou
       'upgrades': [{'name': 'dslab-libdemo', 'before': '1.0', 'after': '1.1'}], 'restarted': ['dealerscope-api.service'],
       'restart_pending': [], 'apt_seconds': 3.5, 'rebooted': True, 'reboot_seconds': 9, 'reboot_required': False,
       'postchecks': [{'name': 'service:dealerscope-api.service', 'status': 'ok', 'message': 'active'}]}
-FAILED = {'status': 'failed', 'phase': 'enable', 'failed_task': 'Post-check - the host is healthy',
+FAILED = {'status': 'failed', 'phase': 'enable', 'drained': True, 'failed_task': 'Post-check - the host is healthy',
           'message': 'post-check failed on app1: error rate 100 %', 'upgrades': [{'name': 'dslab-hookbreak', 'before': '1.0', 'after': '1.1'}],
           'restarted': [], 'restart_pending': [], 'apt_seconds': 2.0, 'rebooted': False, 'reboot_required': False,
           'postchecks': [{'name': 'error_rate:api_direct', 'status': 'critical', 'message': 'api_direct: 100 % errors'}]}
@@ -52,7 +52,7 @@ def test_rollout_success_checks():
                 'db1': {'__patching_plan': PLAN, '__patching_record': dict(OK, drained=False, rebooted=False, reboot_required=True)}}
     result = patch_results(hostvars, RUN)
     app1 = by_name(result['hosts']['app1'])
-    assert app1['upgrade']['value'] == 1 and 'dslab-libdemo 1.0 -> 1.1' in app1['upgrade']['message']
+    assert app1['upgrade']['value'] == 1 and 'dslab-libdemo 1.0 → 1.1' in app1['upgrade']['message']
     assert app1['restarts']['message'] == 'restarted: dealerscope-api.service'
     assert app1['reboot']['message'] == 'rebooted, back after 9 s'
     assert app1['pool']['value'] == 14.2

@@ -203,3 +203,12 @@ def test_plan_properties(items, mode, exclude):
         entry = [e for e in plan if e['name'] == name][0]
         assert not ap.matches_any(name, exclude)
         assert mode == 'full' or entry['security']
+
+
+def test_unreadable_maps_are_reported(tmp_path):
+    _proc(tmp_path, 10, MAPS, '0::/system.slice/a.service\n')
+    _proc(tmp_path, 11, '', '0::/system.slice/b.service\n')
+    os.remove(str(tmp_path / '11' / 'maps'))  # what root sees without CAP_SYS_PTRACE: no readable maps
+    unreadable = []
+    procs = ap.stale_processes(str(tmp_path), unreadable=unreadable)
+    assert [p['pid'] for p in procs] == [10] and unreadable == [11]

@@ -65,7 +65,7 @@ def host(monkeypatch):
     monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, name, required=False, opt_dirs=None: '/usr/bin/' + name)
     monkeypatch.setattr(apt_patch, 'read_status', lambda: dict((k, dict(v)) for k, v in fake.status.items()))
     monkeypatch.setattr(apt_patch, 'free_mb', lambda path='/var/cache/apt': 5000)
-    monkeypatch.setattr(ap, 'stale_processes', lambda proc_root='/proc', own_pid=None: list(fake.stale))
+    monkeypatch.setattr(ap, 'stale_processes', lambda proc_root='/proc', own_pid=None, unreadable=None: list(fake.stale))
     monkeypatch.setattr(ap, 'mapped_package_files', lambda proc_root='/proc': {'dealerscope-api.service': {'/usr/lib/dslab/libdemo.so.1'}})
     monkeypatch.setattr(ap, 'dpkg_list_files', lambda names, info_dir=None: {'dslab-libdemo': {'/usr/lib/dslab/libdemo.so.1'}})
     monkeypatch.setattr(ap, 'reboot_state', lambda run_dir='/run': fake.reboot)
