@@ -23,6 +23,7 @@ CLI (prints the summary as JSON; exit status 1 when any request failed or was sk
 """
 
 import argparse
+import os
 import http.client
 import json
 import ssl
@@ -235,15 +236,23 @@ def main(argv=None):
     parser.add_argument("--ca", default=None, help="CA certificate file for HTTPS (e.g. .lab/ca/ca.pem)")
     parser.add_argument("--timeout", type=float, default=5, help="per-request socket timeout in seconds")
     parser.add_argument("--pool", type=int, default=16, help="worker threads (<= %d)" % MAX_POOL)
+    parser.add_argument("--until-file", default=None, help="stop early once this file exists (for a background load)")
+    parser.add_argument("--out", default=None, help="also write the JSON summary to this file")
     args = parser.parse_args(argv)
     try:
         load = Load(args.url, rate=args.rate, max_seconds=args.seconds, ca_path=args.ca, timeout=args.timeout, pool=args.pool)
     except (TypeError, ValueError, OSError) as exc:
         parser.error(str(exc))
     with load:
-        load.wait()
+        while not load.wait(0.2):
+            if args.until_file and os.path.exists(args.until_file):
+                break
     summary = load.summary()
     print(json.dumps(summary, indent=2))
+    if args.out:
+        with open(args.out + ".tmp", "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=2)
+        os.replace(args.out + ".tmp", args.out)
     return 1 if summary["failed"] or summary["skipped"] else 0
 
 
