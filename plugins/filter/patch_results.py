@@ -15,7 +15,7 @@ description:
     C(__patching_plan)) and the rollout record (C(__patching_record)) from O(_input) (C(hostvars)), and returns per host
     the check results M(dealerscope.ops.ops_report) expects, the run's alerts and a one-line summary.
   - "Checks per host: C(plan) (what would change), then for a patched host C(upgrade) (packages before and after),
-    C(restarts), C(reboot), C(pool) (time out of the load balancer pool) and C(postcheck); a host that failed gets a
+    C(precheck), C(restarts), C(reboot), C(pool) (time out of the load balancer pool) and C(postcheck); a host that failed gets a
     critical C(patch) check (alert V(patch_failed)); a host the rollout never reached a warning C(patch) check
     (alert V(patch_not_reached)) naming where and why the rollout stopped."
 options:
@@ -114,6 +114,13 @@ def rollout_checks(record):
     status = record.get('status')
     if status == 'nothing_to_do':
         return [make_check('patch', 'ok', 0, None, 'nothing to upgrade, no reboot pending - untouched')]
+    pre = _get(record, 'prechecks', [])
+    if pre:
+        bad = [c for c in pre if c.get('status') == 'critical']
+        checks.append(make_check('precheck', 'critical' if bad else 'ok', len(bad), 0,
+                                 ('failed: ' + '; '.join(c.get('message', c.get('name', '?')) for c in bad)) if bad
+                                 else '%d check(s) ok before patching (services, failed units, disk)' % len(pre),
+                                 details={'checks': pre}))
     upgrades = _get(record, 'upgrades', [])
     if 'upgrades' in record:
         checks.append(make_check('upgrade', 'ok', len(upgrades), None,

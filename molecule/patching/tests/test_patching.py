@@ -42,12 +42,14 @@ def reset(host, extra_packages=()):
              "/etc/ansible/facts.d/dealerscope_patching.fact /etc/dealerscope/faults.json && systemctl restart dealerscope-api" % pkgs)
 
 
-def recap(output):
-    """PLAY RECAP as {host: {ok, changed, ...}}."""
+def host_changes(output):
+    """Changed task results per managed host: `changed: [app1]` and `changed: [app1 -> lb1]` count (the
+    latter for lb1, where the change happened); results delegated to the controller (reports, notifications) do not."""
     rows = {}
-    for match in re.finditer(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output, re.M):
-        rows[match.group(1)] = {"ok": int(match.group(2)), "changed": int(match.group(3)),
-                                "unreachable": int(match.group(4)), "failed": int(match.group(5))}
+    for match in re.finditer(r"^changed: \[([^\]\s]+)(?: -> ([^\]\s]+))?\]", output, re.M):
+        where = (match.group(2) or match.group(1)).split("(")[0]
+        if where != "localhost":
+            rows[where] = rows.get(where, 0) + 1
     return rows
 
 
@@ -57,7 +59,7 @@ def snapshot():
     for host in APPS:
         state[host] = (versions(host), boot_time(host), fact(host), on(host, "systemctl show -p MainPID --value dealerscope-api"),
                        on(host, "ls /run/reboot-required 2>/dev/null; true"))
-    state["lb1"] = (on("lb1", "md5sum %s" % UPSTREAM), on("lb1", "pgrep -f 'nginx: worker' | sort"))
+    state["lb1"] = (on("lb1", "md5sum %s" % UPSTREAM), on("lb1", "pgrep -f '^nginx: worker' | sort"))
     return state
 
 
@@ -83,6 +85,8 @@ def test_packages_upgraded_held_package_kept_hosts_rebooted_and_back_in_pool():
         assert checks["pool"]["value"] > 0 and checks["postcheck"]["status"] == "ok"
         assert fact(host)["status"] == "ok" and fact(host)["reboot_required"] in (False, "False", "false")
         assert on(host, "test -e /run/reboot-required && echo yes || echo no").strip() == "no"
+    assert checks_by(report, "app1")["restarts"]["details"]["restarted"] == ["dealerscope-api.service"]
+    assert checks_by(report, "app1")["precheck"]["status"] == "ok"
     held = [p for p in checks_by(report, "app2")["plan"]["details"]["packages"] if p["name"] == "dslab-tools"][0]
     assert held["held"] is True and held["action"] == "skip"
     assert (base / "report.md").exists() and (base / "report.html").exists()
@@ -94,12 +98,29 @@ def test_team_was_told_start_and_finish():
     assert any("patching finished" in t for t in texts), texts[-5:]
 
 
+def test_plan_of_the_whole_fleet_orders_standby_before_primary():
+    result = run_playbook(PATCH, extra_vars={"patching_group": "dealerscope", "patching_plan_only": True, "patching_mode": "security"})
+    assert result.returncode == 0, result.stdout[-3000:]
+    report, base = latest_report("patch")
+    assert report["meta"]["kind"] == "plan"
+    assert report["meta"]["batches"] == [["db2"], ["db1"], ["app1"], ["app2"], ["lb1"]] and report["meta"]["canary"] == "db2"
+    db1 = {p["name"]: p for p in checks_by(report, "db1")["plan"]["details"]["packages"]}
+    assert db1["dslab-libdemo"]["action"] == "upgrade" and db1["dslab-libdemo"]["security"] is True
+    assert db1["dslab-tools"]["action"] == "skip" and db1["dslab-tools"]["skip_reason"] == "not a security update (mode security)"
+    assert versions("db1")["dslab-libdemo"] == "1.0"  # plan only: nothing changed
+
+
+def test_host_changes_counts_delegated_changes_where_they_happen():
+    sample = ("changed: [app1 -> lb1(127.0.0.1)] => (item=lb1)\nchanged: [app1]\nok: [app2]\n"
+              "changed: [app1 -> localhost] => \nchanged: [localhost]\n")
+    assert host_changes(sample) == {"lb1": 1, "app1": 1}
+
+
 def test_second_run_changes_nothing_on_any_host():
     result = run_playbook(PATCH)
     assert result.returncode == 0, result.stdout[-3000:]
-    rows = recap(result.stdout)
-    for host in ("app1", "app2", "lb1"):
-        assert rows[host]["changed"] == 0, (host, rows)
+    assert host_changes(result.stdout) == {}, result.stdout[-3000:]
+    assert re.search(r"^app1\s+: ok=\d+\s+changed=\d+\s+unreachable=0\s+failed=0", result.stdout, re.M)
     report, base = latest_report("patch")
     for host in APPS:
         assert checks_by(report, host)["patch"]["message"].startswith("nothing to upgrade")

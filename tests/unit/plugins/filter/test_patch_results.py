@@ -19,7 +19,9 @@ RUN = {'targets': ['app1', 'app2', 'db1'], 'batches': [['app1'], ['app2'], ['db1
 OK = {'status': 'ok', 'phase': 'done', 'drained': True, 'drain_wait_s': 0.2, 'out_of_pool_s': 14.2, 'duration_s': 20.5,
       'upgrades': [{'name': 'dslab-libdemo', 'before': '1.0', 'after': '1.1'}], 'restarted': ['dealerscope-api.service'],
       'restart_pending': [], 'apt_seconds': 3.5, 'rebooted': True, 'reboot_seconds': 9, 'reboot_required': False,
-      'postchecks': [{'name': 'service:dealerscope-api.service', 'status': 'ok', 'message': 'active'}]}
+      'postchecks': [{'name': 'service:dealerscope-api.service', 'status': 'ok', 'message': 'active'}],
+      'prechecks': [{'name': 'service:dealerscope-api.service', 'status': 'ok', 'message': 'active'},
+                    {'name': 'failed_units', 'status': 'ok', 'message': 'no failed systemd units'}]}
 FAILED = {'status': 'failed', 'phase': 'enable', 'drained': True, 'failed_task': 'Post-check - the host is healthy',
           'message': 'post-check failed on app1: error rate 100 %', 'upgrades': [{'name': 'dslab-hookbreak', 'before': '1.0', 'after': '1.1'}],
           'restarted': [], 'restart_pending': [], 'apt_seconds': 2.0, 'rebooted': False, 'reboot_required': False,
@@ -56,6 +58,7 @@ def test_rollout_success_checks():
     assert app1['restarts']['message'] == 'restarted: dealerscope-api.service'
     assert app1['reboot']['message'] == 'rebooted, back after 9 s'
     assert app1['pool']['value'] == 14.2
+    assert app1['precheck']['status'] == 'ok' and app1['precheck']['message'].startswith('2 check(s) ok before patching')
     assert app1['plan']['value'] == 1 and 'left alone: dslab-tools (held (apt-mark hold))' in app1['plan']['message']
     assert by_name(result['hosts']['app2'])['patch']['message'].startswith('nothing to upgrade')
     db1 = by_name(result['hosts']['db1'])
