@@ -20,25 +20,31 @@ def ensure_private_dir(path):
     return True
 
 
+def replace_atomically(path, data, mode=None, mover=None):
+    """Replace ``path`` with ``data`` (bytes or text) atomically: a temporary file in the same directory,
+    fsync, then ``mover(tmp, path)`` - ``os.replace`` by default, or ``AnsibleModule.atomic_move``, which keeps
+    the replaced file's owner, mode and SELinux context. ``mode`` is set on the temporary file first."""
+    parent = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=parent)
+    try:
+        if mode is not None:
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data if isinstance(data, bytes) else data.encode('utf-8'))
+            handle.flush()
+            os.fsync(handle.fileno())
+        (mover or os.replace)(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
 def atomic_write_text(path, text):
     """Write ``text`` to ``path`` atomically, mode 0600: temporary file in the same directory,
     fsync, rename, then fsync of the directory. A missing parent is created with mode 0700."""
     parent = os.path.dirname(os.path.abspath(path))
     ensure_private_dir(parent)
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=parent)
-    try:
-        os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
-        with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    replace_atomically(path, text, mode=stat.S_IRUSR | stat.S_IWUSR)
     try:
         dir_fd = os.open(parent, os.O_RDONLY)
         try:

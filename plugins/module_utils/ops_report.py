@@ -30,6 +30,7 @@ import re
 import shutil
 import uuid
 
+from ansible_collections.dealerscope.ops.plugins.module_utils.ops_files import replace_atomically
 from ansible_collections.dealerscope.ops.plugins.module_utils.ops_checks import (
     STATUSES,
     make_check,
@@ -705,16 +706,7 @@ def plan_paths(report_root, runbook, started):
 
 
 def _write_atomic(path, text):
-    tmp = '%s.tmp-%s' % (path, uuid.uuid4().hex[:8])
-    try:
-        with open(tmp, 'w', encoding='utf-8') as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+    replace_atomically(path, text)
 
 
 def switch_latest(runbook_dir, run_dir_basename):

@@ -278,9 +278,9 @@ diff:
 
 import fcntl
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.dealerscope.ops.plugins.module_utils.ops_files import replace_atomically
 from ansible_collections.dealerscope.ops.plugins.module_utils.lb_member import (
     DRAINING,
     DOWN,
@@ -328,16 +328,7 @@ def _member(members, name):
 
 def _write_file(module, path, data):
     """Replace ``path`` atomically with ``data`` (bytes), keeping its owner, mode and SELinux context."""
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        module.atomic_move(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    replace_atomically(path, data, mover=module.atomic_move)
 
 
 def _output(rc, out, err):
