@@ -1,0 +1,28 @@
+"""Bad-input tests for runbook playbooks: an inventory whose hosts are a closed port, so any contact
+with a host shows up as UNREACHABLE instead of the preflight message the test expects."""
+import json
+import os
+import pathlib
+import subprocess
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = ROOT / ".venv" / "bin"
+
+
+def closed_port_inventory(path, hosts=("ghost1",), extra_groups=""):
+    """Write an inventory with `hosts` in group app (under dealerscope), all at 127.0.0.1:1; return its path."""
+    lines = ["all:", "  children:", "    dealerscope:", "      children:", "        app:", "          hosts:"]
+    lines += ["            %s: {ansible_host: 127.0.0.1, ansible_port: 1, ansible_user: root}" % host for host in hosts]
+    path.write_text("\n".join(lines) + "\n" + extra_groups)
+    return path
+
+
+def run(inventory, playbook, extra_vars):
+    """ansible-playbook `playbook` against `inventory` with `extra_vars` (JSON), with the repo's ansible.cfg."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", NO_COLOR="1")
+    return subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), playbook, "-e", json.dumps(extra_vars)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def contacted(output):
+    return "UNREACHABLE" in output or "unreachable=1" in output
