@@ -204,8 +204,9 @@ def patch_results(hostvars, run, halt=None):
         summary = 'plan: %d package upgrade(s) on %d host(s)%s' % (
             planned, len(hosts), (' - refused: ' + '; '.join(run['refusals'])) if run.get('refusals') else '')
     else:
-        summary = '%d/%d host(s) patched, %d package(s), %d reboot(s), %d failed, %d not reached%s' % (
-            counts['patched'], counts['targets'], counts['packages'], counts['reboots'], counts['failed'], counts['not_reached'],
+        summary = '%d/%d host(s) patched, %d already up to date, %d package(s), %d reboot(s), %d failed, %d not reached%s' % (
+            counts['patched'], counts['targets'], counts['nothing_to_do'], counts['packages'], counts['reboots'], counts['failed'],
+            counts['not_reached'],
             (' - stopped at %s (%s): %s' % (halt.get('host'), halt.get('phase'), halt.get('reason'))) if halt else '')
     return dict(hosts=hosts, unreachable=unreachable, counts=counts, apt_seconds=round(apt_seconds, 2), summary=summary)
 
