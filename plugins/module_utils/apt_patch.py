@@ -281,6 +281,25 @@ def reboot_state(run_dir='/run'):
     return required, packages if required else []
 
 
+def _natural_key(text):
+    return [(0, int(part), '') if part.isdigit() else (1, 0, part) for part in re.split(r'(\d+)', text) if part]
+
+
+def newer_kernel(running_release, installed_packages):
+    """The release of an installed ``linux-image-<release>`` newer than the running kernel, or None.
+
+    Debian only writes ``/run/reboot-required`` for a new kernel when a hook (unattended-upgrades') does;
+    this is needrestart's kernel check: the newest installed image is not the one running. Hosts that run no
+    kernel of their own (containers: the running release is not installed at all) never report one.
+    """
+    releases = [name[len('linux-image-'):] for name in installed_packages
+                if name.startswith('linux-image-') and re.match(r'^[0-9]', name[len('linux-image-'):])]
+    if not releases or running_release not in releases:
+        return None
+    newest = max(releases, key=_natural_key)
+    return newest if newest != running_release else None
+
+
 def render_versions(changes, side):
     """One ``name version`` line per package, for ``diff`` before/after."""
     return ''.join('%s %s\n' % (change['name'], change[side] or '(not installed)') for change in changes)

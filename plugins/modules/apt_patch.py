@@ -187,7 +187,10 @@ reexecuted_init:
   returned: always
   type: bool
 reboot_required:
-  description: Whether C(/run/reboot-required) exists after this run.
+  description:
+    - Whether the host needs a reboot after this run - C(/run/reboot-required) exists, or a newer C(linux-image-<release>)
+      than the running kernel is installed (what needrestart checks; Debian writes the file only through hooks such as
+      unattended-upgrades').
   returned: always
   type: bool
 reboot_required_pkgs:
@@ -327,6 +330,9 @@ def main():
     names = ap.to_upgrade(plan)
     predicted = ap.predict_restarts(names, ap.dpkg_list_files(names), ap.mapped_package_files())
     reboot_now, reboot_pkgs = ap.reboot_state()
+    kernel = ap.newer_kernel(os.uname().release, ap.installed_versions(status_before))
+    if kernel:
+        reboot_now, reboot_pkgs = True, sorted(set(reboot_pkgs) | set(['linux-image-%s' % kernel]))
     result = dict(
         changed=False, plan=plan, to_upgrade=names, held=held,
         counts=dict(pending=len(plan), to_upgrade=len(names), skipped=sum(1 for e in plan if e['action'] == 'skip'),
@@ -355,6 +361,10 @@ def main():
     restarted, skipped, pending, failed, reexec = patcher.restart_stale()
     result.update(restarted=restarted, restart_skipped=skipped, restart_pending=pending, reexecuted_init=reexec)
     result['reboot_required'], result['reboot_required_pkgs'] = ap.reboot_state()
+    kernel = ap.newer_kernel(os.uname().release, ap.installed_versions(read_status()))
+    if kernel:
+        result['reboot_required'] = True
+        result['reboot_required_pkgs'] = sorted(set(result['reboot_required_pkgs']) | set(['linux-image-%s' % kernel]))
     result['changed'] = bool(result['upgrades'] or restarted or reexec)
     result['apt_seconds'] = round(patcher.apt_seconds, 2)
     if module._diff and result['upgrades']:

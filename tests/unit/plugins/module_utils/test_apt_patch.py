@@ -212,3 +212,11 @@ def test_unreadable_maps_are_reported(tmp_path):
     unreadable = []
     procs = ap.stale_processes(str(tmp_path), unreadable=unreadable)
     assert [p['pid'] for p in procs] == [10] and unreadable == [11]
+
+
+def test_newer_kernel_is_needrestarts_kernel_check():
+    installed = {'linux-image-6.1.0-37-amd64': '6.1.140-1', 'linux-image-6.1.0-9-amd64': '6.1.27-1', 'linux-image-amd64': '6.1.140-1'}
+    assert ap.newer_kernel('6.1.0-9-amd64', installed) == '6.1.0-37-amd64'  # 37 > 9 numerically, not as text
+    assert ap.newer_kernel('6.1.0-37-amd64', installed) is None
+    assert ap.newer_kernel('6.8.0-1-generic', installed) is None  # a container: the running kernel is not ours
+    assert ap.newer_kernel('6.1.0-9-amd64', {'linux-image-amd64': '6.1.140-1'}) is None

@@ -142,3 +142,12 @@ def test_failed_restart_fails_the_module(host):
     result = run({'state': 'upgraded', 'mode': 'security'})
     assert result['failed'] is True and 'dealerscope-api.service: Job failed' in result['msg']
     assert result['upgrades'] == [{'name': 'dslab-libdemo', 'before': '1.0', 'after': '1.1'}]
+
+
+def test_pending_kernel_means_reboot_required(host):
+    running = apt_patch.os.uname().release
+    host.status['linux-image-%s' % running] = {'version': '1', 'hold': False, 'installed': True}
+    host.status['linux-image-99.0.0-1-amd64'] = {'version': '2', 'hold': False, 'installed': True}
+    result = run({'state': 'plan'})
+    assert result['reboot_required'] is True and result['reboot_predicted'] is True
+    assert result['reboot_required_pkgs'] == ['linux-image-99.0.0-1-amd64']
