@@ -3,11 +3,9 @@
 # module executions per host it records in its report. Usage: bench/daily.sh [runs, default 3]
 # Bars (issue 3): <= 10 s on the 5-host lab, <= 6 module executions per host.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-export CONTAINERS_CONF="$root/lab/containers.conf" ANSIBLE_CONFIG="$root/ansible.cfg" PATH="$root/.venv/bin:$PATH"
+# shellcheck source=bench/lab_env.sh
+source "$(dirname "$0")/lab_env.sh"
 runs=${1:-3}
-ms() { date +%s%N | cut -c1-13; }
 t0=$(ms); ansible dealerscope -m ansible.builtin.ping -o >/dev/null; t1=$(ms)
 echo "one SSH round trip to every lab host (ansible dealerscope -m ping): $(( t1 - t0 )) ms"
 ansible-playbook dealerscope.ops.daily -e daily_fail_on=never >/dev/null 2>&1 || true   # warm-up (cursors, connections)

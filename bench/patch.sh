@@ -4,11 +4,9 @@
 # Needs the running lab (make lab provision); installs the lab apt repository (lab/repo.yml) if missing
 # and puts app1/app2 back to the 1.0 packages before each run. Usage: bench/patch.sh [runs, default 1]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-export CONTAINERS_CONF="$root/lab/containers.conf" ANSIBLE_CONFIG="$root/ansible.cfg" PATH="$root/.venv/bin:$PATH"
+# shellcheck source=bench/lab_env.sh
+source "$(dirname "$0")/lab_env.sh"
 runs=${1:-1}
-ms() { date +%s%N | cut -c1-13; }
 ansible-playbook lab/repo.yml >/dev/null
 for run in $(seq "$runs"); do
   echo "run $run"

@@ -326,6 +326,17 @@ def _member(members, name):
     return None
 
 
+def _select(members, member, pool, kind, state):
+    """The named member (MemberNotFoundError when it is not in the pool), and for state=query the module result."""
+    found = _member(members, member) if member is not None else None
+    if member is not None and found is None:
+        raise MemberNotFoundError(member, pool, [m['name'] for m in members], kind)
+    if state != 'query':
+        return found, None
+    current = found['state'] if found else None
+    return found, dict(changed=False, state=current, previous_state=current, members=members, drain_wait_s=0.0, reason=None)
+
+
 def _write_file(module, path, data):
     """Replace ``path`` atomically with ``data`` (bytes), keeping its owner, mode and SELinux context."""
     replace_atomically(path, data, mover=module.atomic_move)
@@ -373,12 +384,9 @@ def run_nginx(module):
         text = old_bytes.decode('utf-8', 'surrogateescape')
         try:
             members = nginx_members(text, pool)
-            found = _member(members, member) if member is not None else None
-            if member is not None and found is None:
-                raise MemberNotFoundError(member, pool, [m['name'] for m in members], 'upstream')
-            if state == 'query':
-                current = found['state'] if found else None
-                return dict(changed=False, state=current, previous_state=current, members=members, drain_wait_s=0.0, reason=None)
+            found, query = _select(members, member, pool, 'upstream', state)
+            if query:
+                return query
             reason = sanitize_reason(params['reason']) if state == 'drained' else ''
             new_text, info = nginx_set_member(text, pool, member, state == 'drained', reason)
         except LbMemberError as exc:
@@ -443,12 +451,9 @@ def run_haproxy(module):
     if pool not in pools:
         module.fail_json(msg='haproxy backend %s not found; backends found: %s' % (pool, ', '.join(pools) or 'none'))
     members = client.members(pool)
-    found = _member(members, member) if member is not None else None
-    if member is not None and found is None:
-        raise MemberNotFoundError(member, pool, [m['name'] for m in members], 'haproxy backend')
-    if state == 'query':
-        current = found['state'] if found else None
-        return dict(changed=False, state=current, previous_state=current, members=members, drain_wait_s=0.0, reason=None)
+    found, query = _select(members, member, pool, 'haproxy backend', state)
+    if query:
+        return query
     previous = found['state']
     target = MAINT if state == 'drained' else ENABLED
     reason = sanitize_reason(params['reason']) if state == 'drained' else ''
