@@ -34,7 +34,16 @@ METHODS = ('GET', 'HEAD')
 USER_AGENT = 'dealerscope-http-probe/1'
 # Errors on a *reused* keep-alive connection that mean "the server closed it while idle": retried once.
 _STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+# What a request to a sick service, a broken network or a bad certificate raises: connection, DNS, timeout and
+# TLS errors are OSErrors (socket.timeout, ssl.SSLError, ssl.CertificateError, urllib.error.URLError, ConnectionError),
+# malformed responses are http.client.HTTPExceptions. Only these count as failed requests; anything else is a bug
+# in the probe and raises ProbeError, so that it is reported as a runbook error and never as the service's error rate.
+REQUEST_ERRORS = (OSError, http.client.HTTPException)
 _MAX_ERROR_SAMPLES = 3
+
+
+class ProbeError(Exception):
+    """The probe itself failed (a bug or an unexpected condition), not the probed service."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,6 +98,10 @@ def parse_url(url, field='url'):
         raise ValueError('%s: scheme must be http or https, got %r in %r' % (field, parts.scheme, url))
     if not parts.hostname:
         raise ValueError('%s: a host is required in %r' % (field, url))
+    try:
+        parts.hostname.encode('idna')  # what the resolver will do; an empty or over-long label fails here, not mid-probe
+    except UnicodeError as exc:
+        raise ValueError('%s: invalid host name %r (%s)' % (field, parts.hostname, exc))
     if parts.username is not None or parts.password is not None:
         raise ValueError('%s: credentials in the URL are not supported (and would be logged); use headers instead' % field)
     if port is None:
@@ -188,6 +201,11 @@ def validate_options(params):
         for key, value in headers.items():
             if not isinstance(key, str) or not key.strip() or ':' in key or any(c in str(key) + str(value) for c in '\r\n'):
                 raise ValueError('%s.headers: invalid header %r' % (where, key))
+            try:  # http.client sends names as ASCII and values as Latin-1
+                key.encode('ascii')
+                str(value).encode('latin-1')
+            except UnicodeError:
+                raise ValueError('%s.headers: header %r must be ASCII and its value Latin-1 text' % (where, key))
         endpoints.append({
             'name': name,
             'url': raw['url'].strip(),
@@ -260,7 +278,7 @@ def der_not_after(der):
 # probing
 
 def _classify(exc):
-    """``(kind, message)`` for a request failure."""
+    """``(kind, message)`` for a request failure (one of REQUEST_ERRORS)."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         return 'tls', 'certificate verification failed: %s' % (exc.verify_message or exc)
     if isinstance(exc, ssl.SSLError):
@@ -269,9 +287,7 @@ def _classify(exc):
         return 'timeout', 'timed out: %s' % (exc or 'no data within timeout_s')
     if isinstance(exc, http.client.HTTPException):
         return 'protocol', 'HTTP protocol error: %s: %s' % (type(exc).__name__, exc)
-    if isinstance(exc, OSError):
-        return 'connection', 'connection error: %s' % (exc.strerror or exc)
-    return 'other', '%s: %s' % (type(exc).__name__, exc)
+    return 'connection', 'connection error: %s' % (exc.strerror or exc)
 
 
 class EndpointProbe:
@@ -288,6 +304,7 @@ class EndpointProbe:
         self.prefix = request_id_prefix or 'probe-%s' % secrets.token_hex(6)
         self.security_headers = list(settings['security_headers'] if security_headers is None else security_headers)
         self.lock = threading.Lock()
+        self.aborted = False
         self.claimed = 0
         self.truncated = False
         self.connections = 0
@@ -305,7 +322,7 @@ class EndpointProbe:
     # -- bookkeeping ---------------------------------------------------------------------------
     def _claim(self):
         with self.lock:
-            if self.claimed >= self.endpoint['count']:
+            if self.aborted or self.claimed >= self.endpoint['count']:
                 return None
             if time.monotonic() >= self.deadline:
                 self.truncated = True
@@ -378,7 +395,7 @@ class EndpointProbe:
                     conn.close()
                     conn = None
                 return conn
-            except Exception as exc:  # pylint: disable=broad-except
+            except REQUEST_ERRORS as exc:
                 if conn is not None:
                     conn.close()
                     conn = None
@@ -387,6 +404,10 @@ class EndpointProbe:
                     continue
                 self._record_error(*_classify(exc))
                 return None
+            except BaseException:  # a bug: not the service's failure; the worker stops and run() raises ProbeError
+                if conn is not None:
+                    conn.close()
+                raise
 
     def _worker(self):
         conn = None
@@ -396,6 +417,10 @@ class EndpointProbe:
                 if number is None:
                     break
                 conn = self._request(conn, number)
+        except BaseException:
+            with self.lock:
+                self.aborted = True  # the other workers stop sending
+            raise
         finally:
             if conn is not None:
                 conn.close()
@@ -408,7 +433,9 @@ class EndpointProbe:
             with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix='http_probe') as pool:
                 futures = [pool.submit(self._worker) for dummy in range(workers)]
                 for future in futures:
-                    future.result()
+                    exc = future.exception()
+                    if exc is not None:
+                        raise ProbeError('internal error while probing %s: %s: %s' % (endpoint['name'], type(exc).__name__, exc)) from exc
         else:
             self.truncated = True
         duration = time.monotonic() - started
@@ -461,13 +488,22 @@ class EndpointProbe:
         return result
 
 
-def run_probes(endpoints, settings, request_id_prefix=None):
-    """Probe every endpoint in turn within ``settings['max_seconds']``; return ``(probes, checks)``."""
+def probe_ssl_context(endpoints, settings):
+    """The SSL context shared by the HTTPS endpoints (None without any). ValueError/OSError: a bad ``ca_path``."""
+    if any(endpoint['scheme'] == 'https' for endpoint in endpoints):
+        return make_ssl_context(settings['validate_certs'], settings.get('ca_path'))
+    return None
+
+
+def run_probes(endpoints, settings, request_id_prefix=None, ssl_context=None):
+    """Probe every endpoint in turn within ``settings['max_seconds']``; return ``(probes, checks)``.
+
+    Failed requests (REQUEST_ERRORS) are measurements; any other exception in a request is raised as ProbeError
+    naming the endpoint.
+    """
     deadline = time.monotonic() + settings['max_seconds']
     prefix = request_id_prefix or 'probe-%s' % secrets.token_hex(6)
-    context = None
-    if any(endpoint['scheme'] == 'https' for endpoint in endpoints):
-        context = make_ssl_context(settings['validate_certs'], settings.get('ca_path'))
+    context = ssl_context if ssl_context is not None else probe_ssl_context(endpoints, settings)
     probes = {}
     checks = []
     for endpoint in endpoints:

@@ -21,6 +21,8 @@ description:
     access logs.
   - An error is a connection error, a TLS error, a timeout, a malformed response, or a status code that is not in
     O(endpoints[].expect_status). A 5xx status is always an error, even when listed in O(endpoints[].expect_status).
+  - Any other exception while probing is a fault of the probe itself, not of the service; the module then fails with a message
+    naming the endpoint (the daily runbook reports it as a C(runbook_error)) instead of counting it as failed requests.
   - Latency percentiles (p50, p95, p99) are computed over the requests that received an HTTP response (including error statuses)
     by linear interpolation between closest ranks (the C(inclusive) method of Python's C(statistics.quantiles), NumPy's default).
     The latency includes the TCP and TLS connection setup for the first request of each worker and after reconnects.
@@ -325,7 +327,7 @@ probes:
       type: float
       sample: 0.0
     error_kinds:
-      description: Errors by kind (V(connection), V(timeout), V(tls), V(protocol), V(status), V(other)).
+      description: Errors by kind (V(connection), V(timeout), V(tls), V(protocol), V(status)).
       type: dict
       sample: {"status": 1}
     error_samples:
@@ -424,6 +426,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dealerscope.ops.plugins.module_utils.http_probe import (
     DEFAULT_SECURITY_HEADERS,
     METHODS,
+    ProbeError,
+    probe_ssl_context,
     run_probes,
     validate_options,
 )
@@ -476,9 +480,18 @@ def main():
         except (IOError, OSError) as exc:
             module.fail_json(msg='ca_path %s cannot be read: %s' % (settings['ca_path'], exc), changed=False)
     try:
-        probes, checks = run_probes(endpoints, settings)
+        context = probe_ssl_context(endpoints, settings)
     except (ValueError, OSError) as exc:  # ssl.SSLError from a ca_path that is not a PEM CA file is an OSError
         module.fail_json(msg='cannot set up the probe (ca_path %s): %s' % (settings['ca_path'], exc), changed=False)
+    # Failed requests are measurements (checks); anything else is the probe's own failure and fails the module,
+    # so that the runbook reports a runbook_error instead of paging for a service error rate it never measured.
+    try:
+        probes, checks = run_probes(endpoints, settings, ssl_context=context)
+    except ProbeError as exc:
+        module.fail_json(msg='http_probe failed: %s (a fault of the probe, not a measurement of the service)' % exc, changed=False)
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg='http_probe failed: internal error: %s: %s (a fault of the probe, not a measurement of the service)'
+                         % (type(exc).__name__, exc), changed=False)
     module.exit_json(changed=False, checks=checks, probes=probes)
 
 

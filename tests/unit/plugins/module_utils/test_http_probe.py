@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime
+import http.client
 import ipaddress
 import re
 import ssl
@@ -311,6 +312,9 @@ def test_validate_defaults_and_overrides():
     (dict(endpoints=[dict(name='a', url='http://a/', expect_status=[42])]), 'expect_status[0] must be at least 100'),
     (dict(endpoints=[dict(name='a', url='http://a/', method='POST')]), 'method must be one of GET, HEAD'),
     (dict(endpoints=[dict(name='a', url='http://a/', headers={'X-A': 'b\r\nInjected: 1'})]), 'invalid header'),
+    (dict(endpoints=[dict(name='a', url='http://a/', headers={'X-A': 'caf\u00e9 \u2713'})]), "header 'X-A' must be ASCII and its value Latin-1"),
+    (dict(endpoints=[dict(name='a', url='http://a..b/')]), "endpoints[0] (a).url: invalid host name 'a..b'"),
+    (dict(endpoints=[dict(name='a', url='http://%s.example/' % ('x' * 64))]), 'endpoints[0] (a).url: invalid host name'),
     (dict(endpoints=[dict(name='a', url='http://a/')], count=-3), 'count must be greater than 0'),
     (dict(endpoints=[dict(name='a', url='http://a/')], concurrency=100), 'concurrency must be at most 64'),
     (dict(endpoints=[dict(name='a', url='http://a/')], timeout_s=0), 'timeout_s must be greater than 0'),
@@ -463,6 +467,45 @@ def test_unreachable_endpoint(http_server):
     assert named['down:error_rate']['status'] == 'critical' and named['down:error_rate']['value'] == 100.0
     assert named['down:error_rate']['alert'] == 'service_down' and 'refused' in named['down:error_rate']['message'].lower()
     assert named['up:error_rate']['status'] == 'ok'
+
+
+def test_a_bug_in_the_probe_is_raised_not_counted_as_failed_requests(http_server, monkeypatch):
+    """An AttributeError from a bug must not become the service's error rate (and page as high_error_rate)."""
+    http_server.reset()
+    original = EndpointProbe._record_response
+
+    def buggy(self, status, latency_ms, headers):
+        original(self, status, latency_ms, headers)
+        return headers.no_such_attribute  # AttributeError, like a typo in the probe
+
+    monkeypatch.setattr(EndpointProbe, '_record_response', buggy)
+    with pytest.raises(Exception) as excinfo:
+        probe([('api', url(http_server, '/ok'))], count=50, concurrency=4)
+    assert excinfo.type is http_probe.ProbeError
+    message = str(excinfo.value)
+    assert 'api' in message and 'AttributeError' in message and 'no_such_attribute' in message
+    assert isinstance(excinfo.value.__cause__, AttributeError)
+    # the workers stopped at the bug instead of sending every request
+    assert len(http_server.requests) <= 4
+
+
+@pytest.mark.parametrize('error', [
+    ConnectionResetError(104, 'Connection reset by peer'),
+    socket.timeout('timed out'),
+    ssl.SSLError(1, 'record layer failure'),
+    http.client.BadStatusLine('garbage'),
+    http.client.IncompleteRead(b'partial'),
+])
+def test_network_tls_and_protocol_errors_are_failed_requests(http_server, monkeypatch, error):
+    def failing_connect(self):
+        raise error
+
+    monkeypatch.setattr(EndpointProbe, '_connect', failing_connect)
+    probes, checks = probe([('api', url(http_server, '/ok'))], count=3, concurrency=1)
+    assert probes['api']['errors'] == 3 and probes['api']['requests_sent'] == 3
+    assert sum(probes['api']['error_kinds'].values()) == 3
+    assert set(probes['api']['error_kinds']) <= {'connection', 'timeout', 'tls', 'protocol'}
+    assert by_name(checks)['api:error_rate']['status'] == 'critical'
 
 
 def test_max_seconds_stops_sending(http_server):

@@ -13,6 +13,9 @@ import pytest
 
 from ansible.module_utils import basic
 
+from ansible_collections.dealerscope.ops.plugins.filter.ops_results import ops_results
+from ansible_collections.dealerscope.ops.plugins.module_utils import http_probe as probe_utils
+from ansible_collections.dealerscope.ops.plugins.module_utils.ops_report import build_report
 from ansible_collections.dealerscope.ops.plugins.modules import http_probe
 from .utils import AnsibleExitJson, AnsibleFailJson, exit_json, fail_json, set_module_args  # noqa: F401
 
@@ -109,6 +112,33 @@ def test_service_down(run):
     assert check['alert'] == 'service_down' and check['value'] == 100.0
 
 
+def test_a_bug_fails_the_module_and_the_daily_report_shows_runbook_error(run, server, monkeypatch):
+    """A bug in the probe (here an AttributeError) is not the service's error rate: no high_error_rate page."""
+    def buggy(self, status, latency_ms, headers):
+        raise AttributeError("'HTTPMessage' object has no attribute 'no_such_field'")
+
+    monkeypatch.setattr(probe_utils.EndpointProbe, '_record_response', buggy)
+    failed, result = run(endpoints=[dict(name='api', url=base_url(server, '/api/vehicles'))], count=8, concurrency=2)
+    assert failed
+    assert 'checks' not in result
+    assert "http_probe failed: internal error while probing api: AttributeError: 'HTTPMessage' object has no attribute" in result['msg']
+    assert 'not a measurement of the service' in result['msg']
+
+    # The daily role registers it with failed_when: false (roles/daily/tasks/collect.yml, __daily_direct); what Ansible
+    # registers then goes through ops_results and ops_report like in roles/daily/tasks/report.yml.
+    registered = dict(result, failed=False, failed_when_result=False)
+    health = {'checks': [{'name': 'cpu', 'status': 'ok', 'value': 3.0, 'threshold': 70, 'unit': '%', 'message': 'cpu 3 %', 'alert': None}]}
+    gathered = ops_results({'app1': {'__daily_health': health, '__daily_direct': registered}}, ['app1'],
+                           ['__daily_health', '__daily_direct'])
+    assert gathered['failed'] == {'app1': '__daily_direct: ' + result['msg']}
+    report = build_report('daily', '2025-01-31T06:00:00Z', '2025-01-31T06:00:07Z', gathered['hosts'],
+                          gathered['unreachable'], gathered['failed'])
+    checks = report['hosts']['app1']['checks']
+    assert [(c['name'], c['status'], c['alert']) for c in checks] == [('runbook_error', 'critical', 'runbook_error'), ('cpu', 'ok', None)]
+    assert 'AttributeError' in checks[0]['message']
+    assert [p['alert'] for p in report['problems']] == ['runbook_error']
+
+
 @pytest.mark.parametrize('args, message', [
     (dict(endpoints=[]), 'endpoints must contain at least one endpoint'),
     (dict(endpoints=[dict(name='a', url='ftp://x/')]), 'endpoints[0] (a).url: scheme must be http or https'),
@@ -120,6 +150,7 @@ def test_service_down(run):
     (dict(endpoints=[dict(name='a', url='http://x/')], count=30, max_requests=20), 'more than max_requests (20)'),
     (dict(endpoints=[dict(name='a', url='https://x/')], ca_path='/nonexistent/ca.pem'), 'ca_path /nonexistent/ca.pem cannot be read'),
     (dict(endpoints=[dict(name='a', url='http://x/', method='POST')]), 'value of method must be one of'),
+    (dict(endpoints=[dict(name='a', url='http://a..b/')]), "endpoints[0] (a).url: invalid host name 'a..b'"),
     (dict(endpoints=[dict(url='http://x/')]), 'name'),
 ])
 def test_validation_errors(run, args, message):
