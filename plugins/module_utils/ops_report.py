@@ -51,8 +51,10 @@ MASK = '***'
 
 REACHABLE_CHECK = 'reachable'
 RUNBOOK_ERROR_CHECK = 'runbook_error'
+NO_RESULTS_CHECK = 'results'
 SERVICE_DOWN = 'service_down'
 RUNBOOK_ERROR_ALERT = 'runbook_error'
+MONITORING_GAP = 'monitoring_gap'
 
 _ANY_JSON = ['number', 'string', 'boolean', 'null', 'array', 'object']
 
@@ -96,7 +98,7 @@ REPORT_SCHEMA = {
             'required': ['status', 'checks'],
             'additionalProperties': False,
             'properties': {
-                'status': {'description': 'Worst status of the host checks (ok when it has none).', '$ref': '#/$defs/status'},
+                'status': {'description': 'Worst status of the host checks; a host without any result gets a critical "results" check.', '$ref': '#/$defs/status'},
                 'checks': {'description': 'The host checks in the order the runbook produced them.', 'type': 'array',
                            'items': {'$ref': '#/$defs/check'}},
             },
@@ -380,6 +382,11 @@ def build_report(runbook, started_at, finished_at, hosts, unreachable=None, fail
                                                     'runbook task failed on %s: %s' % (host, text), alert=RUNBOOK_ERROR_ALERT))
     for host, checks in hosts.items():
         checks_by_host[str(host)].extend(normalize_check(check) for check in _as_list(checks))
+    for host, checks in checks_by_host.items():
+        if not checks:
+            # A host in the run with no result at all: nothing measured is not fine (ops_checks: unknown ranks as critical).
+            checks.append(make_check(NO_RESULTS_CHECK, 'critical', 0, None,
+                                     'no results: nothing was measured on %s, so its state is unknown' % host, alert=MONITORING_GAP))
 
     report_hosts = {}
     all_checks = []

@@ -17,7 +17,7 @@ description:
     and writes it to C(<report_dir>/<runbook>/<YYYYmmddTHHMMSSZ>/) as C(report.json), C(report.md) and C(report.html).
     The directory name is the run's O(started_at) in UTC.
   - Switches the C(<report_dir>/<runbook>/latest) symlink to the new run atomically (a temporary symlink renamed over it),
-    then deletes the oldest runs beyond O(keep).
+    then deletes the oldest runs beyond O(keep) (never in check mode).
   - The JSON follows C(docs/report.schema.json); the module validates its output against that schema before writing.
   - Values under secret-looking keys (V(pass), V(secret), V(token), V(key), V(webhook), V(url_with_credentials))
     in O(meta) and in check C(details) are replaced with V(***), and credentials are stripped from URLs everywhere.
@@ -50,6 +50,8 @@ options:
       - Host name to the list of its check results, as built by C(plugins/module_utils/ops_checks.py)
         (C(name), C(status), C(value), C(threshold), C(unit), C(message), C(alert), optional C(details)).
       - A malformed check becomes a critical C(invalid_check); an unknown status becomes critical.
+      - A host left without any check (an empty list, and not in O(unreachable) or O(failed)) gets a critical C(results)
+        check (alert V(monitoring_gap)), because nothing measured is not fine.
     type: dict
     required: true
   unreachable:
@@ -74,8 +76,16 @@ options:
     description:
       - Keep at most this many timestamped runs of this runbook; older ones are deleted.
       - The run C(latest) points to is never deleted.
+      - Retention never runs in check mode; RV(pruned) then lists what it would delete.
     type: int
     default: 60
+  write_in_check_mode:
+    description:
+      - In check mode, still write this run's report and switch C(latest) to it (a plan report, for example),
+        but never delete anything; retention is skipped and RV(pruned) lists what it would delete.
+      - With V(false), check mode writes nothing.
+    type: bool
+    default: false
   fail_on:
     description:
       - Fail (after writing the report) when the overall status is at least this bad.
@@ -86,7 +96,9 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Writes nothing; returns the paths that would be written and the computed status, summary and problems.
+    description:
+      - Deletes nothing. Writes nothing either, unless O(write_in_check_mode=true), which writes the run's own report.
+      - Returns the paths, the computed status, summary and problems, and in RV(pruned) what retention would delete.
   diff_mode:
     support: none
     description: Will not return details on what has changed.
@@ -197,12 +209,19 @@ problems:
       message: /var 83.1 % used (warning at >= 80 %)
       alert: resource_exhaustion
 pruned:
-  description: Old run directories deleted by retention (or that would be deleted in check mode).
+  description:
+    - Old run directories deleted by retention.
+    - In check mode, the ones retention would delete; nothing is deleted.
   returned: always
   type: list
   elements: str
   sample:
     - /var/lib/dealerscope-ops/reports/daily/20241101T060000Z
+written:
+  description: Whether the report files were written (false in check mode unless O(write_in_check_mode=true)).
+  returned: always
+  type: bool
+  sample: true
 """
 
 import os
@@ -235,6 +254,7 @@ def main():
             meta=dict(type='dict', default={}),
             keep=dict(type='int', default=60),
             fail_on=dict(type='str', choices=list(FAIL_ON), default='critical'),
+            write_in_check_mode=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
@@ -251,20 +271,25 @@ def main():
         module.fail_json(msg='the report does not match its schema (a bug in ops_report): %s' % '; '.join(errors[:10]))
 
     runbook_dir, run_dir, paths = plan_paths(params['report_dir'], report['runbook'], parse_time(report['started_at']))
+    write = not module.check_mode or params['write_in_check_mode']
     try:
         pruned = runs_to_prune(runbook_dir, params['keep'], new_run=os.path.basename(run_dir))
-        if not module.check_mode:
+        if write:
             write_report(report, paths, run_dir, runbook_dir)
+        if not module.check_mode:  # a check-mode run never deletes anything: retention is only predicted
             prune(pruned)
     except OSError as exc:
         module.fail_json(msg='cannot write the report to %s: %s' % (run_dir, exc), report_dir=run_dir, paths=paths,
                          status=report['status'], summary=report['summary'], problems=report['problems'])
 
     result = dict(changed=True, report_dir=run_dir, paths=paths, status=report['status'], summary=report['summary'],
-                  problems=report['problems'], pruned=pruned)
+                  problems=report['problems'], pruned=pruned, written=write)
     if reaches(report['status'], params['fail_on']):
-        location = paths['html'] + (' (check mode: not written)' if module.check_mode else '')
+        location = paths['html'] + ('' if write else ' (check mode: not written)')
         module.fail_json(msg=failure_message(report, params['fail_on'], location), **result)
+    if module.check_mode:
+        result['msg'] = 'check mode: report %s; retention skipped, it would delete %d old run(s)%s' % (
+            'written' if write else 'not written', len(pruned), (': ' + ', '.join(pruned)) if pruned else '')
     module.exit_json(**result)
 
 

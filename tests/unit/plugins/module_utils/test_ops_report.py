@@ -254,6 +254,20 @@ def test_failed_host_gets_runbook_error_with_its_message():
     assert report['hosts']['app2']['status'] == 'critical'
 
 
+def test_host_without_results_is_not_ok():
+    # ops_checks: nothing measured is not fine - a host that returned no check at all is unknown, which ranks as critical.
+    report = build_report('daily', STARTED, FINISHED, {'lb1': host_checks('lb1'), 'app2': [], 'db1': None})
+    for host in ('app2', 'db1'):
+        entry = report['hosts'][host]
+        assert entry['status'] == 'critical', entry
+        assert [(c['name'], c['status'], c['alert']) for c in entry['checks']] == [('results', 'critical', 'monitoring_gap')]
+        assert entry['checks'][0]['message'] == 'no results: nothing was measured on %s, so its state is unknown' % host
+    assert report['status'] == 'critical'
+    assert report['summary']['host_status']['critical'] == 2
+    assert [(p['host'], p['name']) for p in report['problems'] if p['status'] == 'critical'] == [('app2', 'results'), ('db1', 'results')]
+    assert validate(report) == []
+
+
 def test_malformed_checks_become_critical():
     checks = [{'status': 'ok'}, 'oops', {'name': 'x', 'status': 'unknown', 'message': 'probe died'},
               {'name': 'y', 'status': 'ok', 'unit': None, 'value': (1, 2)}, {'name': 'z', 'status': 'ok', 'value': float('nan')}]

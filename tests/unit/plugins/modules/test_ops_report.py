@@ -127,6 +127,38 @@ def test_retention_keep(tmp_path):
     assert os.readlink(daily / 'latest') == RUN
 
 
+def old_runs(tmp_path, names):
+    daily = tmp_path / 'reports' / 'daily'
+    for name in names:
+        (daily / name).mkdir(parents=True)
+        (daily / name / 'report.json').write_text('{}')
+    os.symlink(names[-1], daily / 'latest')
+    return daily
+
+
+def test_check_mode_plan_report_is_written_but_retention_deletes_nothing(tmp_path):
+    # a --check run may write its own (plan) report, but never deletes anything: retention is only predicted
+    old = ['20250101T060000Z', '20250102T060000Z', '20250103T060000Z']
+    daily = old_runs(tmp_path, old)
+    failed, result = run(_ansible_check_mode=True, **args(tmp_path, keep=1, write_in_check_mode='true'))
+    assert not failed
+    assert result['changed'] is True and result['written'] is True
+    assert sorted(os.listdir(daily)) == sorted(old + [RUN, 'latest'])  # nothing deleted
+    assert result['pruned'] == [str(daily / name) for name in reversed(old)]  # what retention would delete
+    assert 'retention skipped, it would delete 3 old run(s)' in result['msg']
+    assert os.readlink(daily / 'latest') == RUN
+    assert json.loads((daily / RUN / 'report.json').read_text())['status'] == 'ok'
+
+
+def test_check_mode_without_write_in_check_mode_writes_and_deletes_nothing(tmp_path):
+    old = ['20250101T060000Z', '20250102T060000Z']
+    daily = old_runs(tmp_path, old)
+    failed, result = run(_ansible_check_mode=True, **args(tmp_path, keep=1, write_in_check_mode='false'))
+    assert not failed
+    assert result['written'] is False and len(result['pruned']) == 2
+    assert sorted(os.listdir(daily)) == sorted(old + ['latest']) and os.readlink(daily / 'latest') == old[-1]
+
+
 def test_keep_must_be_positive(tmp_path):
     failed, result = run(**args(tmp_path, keep=0))
     assert failed and 'keep must be at least 1' in result['msg']
