@@ -98,7 +98,8 @@ REPORT_SCHEMA = {
             'required': ['status', 'checks'],
             'additionalProperties': False,
             'properties': {
-                'status': {'description': 'Worst status of the host checks; a host without any result gets a critical "results" check.', '$ref': '#/$defs/status'},
+                'status': {'description': 'Worst status of the host checks; a host without any result gets a critical "results" check.',
+                           '$ref': '#/$defs/status'},
                 'checks': {'description': 'The host checks in the order the runbook produced them.', 'type': 'array',
                            'items': {'$ref': '#/$defs/check'}},
             },
