@@ -23,11 +23,13 @@ routing key: channels are referred to by name and error texts are redacted.
 from __future__ import annotations
 
 import copy
+import http.client
 import json
 import os
-import socket
 import time
+import urllib.parse
 
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import open_url
 from ansible_collections.dealerscope.ops.plugins.module_utils.ops_files import atomic_write_text, ensure_private_dir
 
@@ -71,6 +73,13 @@ class DeliveryError(Exception):
     """A POST failed; the message never contains the URL."""
 
 
+# What a POST to a dead or sick endpoint raises: connection, DNS, timeout, TLS and HTTP status errors are OSErrors
+# (socket.timeout, ssl.SSLError, urllib.error.URLError/HTTPError), malformed responses http.client.HTTPExceptions,
+# certificate and proxy failures of open_url its ConnectionError. Only these are failed deliveries (retried next run);
+# anything else is a bug and is raised, so that it fails the module instead of passing for a dead webhook.
+SEND_ERRORS = (OSError, http.client.HTTPException, UrlsConnectionError)
+
+
 # ---------------------------------------------------------------------------------------------
 # validation
 
@@ -105,6 +114,9 @@ def validate_channels(channels):
             raise ValueError('channels[%d].kind: invalid kind %r, valid kinds are %s' % (index, kind, ', '.join(CHANNEL_KINDS)))
         if not channel.get('url'):
             raise ValueError('channels[%d].url is required (channel %s)' % (index, name))
+        url = urllib.parse.urlsplit(str(channel['url']))
+        if url.scheme not in ('http', 'https') or not url.netloc:  # the URL is a secret: never in the message
+            raise ValueError('channels[%d].url must be an http:// or https:// URL with a host (channel %s)' % (index, name))
         severities = list(channel.get('severities') or [])
         for severity in severities:
             if severity not in SEVERITIES:
@@ -498,7 +510,9 @@ def redact(text, secrets):
 
 
 def execute(plan, state, channels, send=None):
-    """Carry out a plan. ``send(url, body)`` raises on failure; ``None`` means check mode (nothing is sent).
+    """Carry out a plan. ``send(url, body)`` raises DeliveryError on failure; ``None`` means check mode (nothing is sent).
+
+    Any other exception from ``send`` is a bug and propagates: it is never recorded as a failed delivery.
 
     Returns ``(result, new_state)``; ``state`` is not modified.
     """
@@ -532,7 +546,7 @@ def execute(plan, state, channels, send=None):
             try:
                 if not check_mode:
                     send(channel['url'], request['body'])
-            except Exception as exc:  # pylint: disable=broad-except
+            except DeliveryError as exc:  # anything else is a bug: raised, never recorded as a failed delivery
                 errors.append(redact(exc, secrets))
                 bad_keys.extend(request['keys'])
                 continue
@@ -588,7 +602,11 @@ def execute(plan, state, channels, send=None):
 
 
 def make_sender(timeout_s=10, retries=2, opener=None, sleep=time.sleep):
-    """Return ``send(url, body)``: POST JSON with ``open_url``, retrying ``retries`` times on failure."""
+    """Return ``send(url, body)``: POST JSON with ``open_url``, retrying ``retries`` times on failure.
+
+    ``send`` raises DeliveryError when every attempt failed with one of SEND_ERRORS or a non-2xx status;
+    any other exception is a bug and propagates at once (no retry, not a delivery failure).
+    """
     opener = opener or open_url
 
     def send(url, body):
@@ -607,9 +625,7 @@ def make_sender(timeout_s=10, retries=2, opener=None, sleep=time.sleep):
                     error = 'HTTP %s' % code
                     continue
                 return True
-            except (OSError, socket.timeout, ValueError) as exc:
-                error = describe_error(exc)
-            except Exception as exc:  # pylint: disable=broad-except
+            except SEND_ERRORS as exc:
                 error = describe_error(exc)
         raise DeliveryError('%s (after %d attempt%s)' % (error, retries + 1, '' if retries == 0 else 's'))
 

@@ -345,6 +345,7 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.ops_notify import 
     make_sender,
     normalize_alerts,
     plan_run,
+    redact,
     save_state,
     validate_channels,
     validate_severity_map,
@@ -429,7 +430,13 @@ def main():
         warnings.append('no channel takes these alerts immediately: %s' % ', '.join(plan['unrouted']))
 
     sender = None if module.check_mode else make_sender(params['timeout_s'], params['retries'])
-    result, new_state = execute(plan, state, channels, sender)
+    try:
+        result, new_state = execute(plan, state, channels, sender)
+    except Exception as exc:  # pylint: disable=broad-except
+        # only DeliveryError is a failed delivery; anything else is a bug and must not pass for a dead webhook
+        secrets = [value for channel in channels for value in (channel['url'], channel['routing_key'])]
+        module.fail_json(msg='ops_notify failed: internal error while delivering: %s: %s (a bug, not a delivery failure; '
+                             'the notification state was not updated)' % (type(exc).__name__, redact(exc, secrets)))
     if not module.check_mode:
         try:
             ensure_state_dir(state_dir)

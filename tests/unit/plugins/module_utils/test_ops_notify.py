@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import json
 import os
 import socket
+import ssl
 import threading
 import urllib.error
 import urllib.request
@@ -16,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ansible.module_utils.urls import SSLValidationError
 from ansible_collections.dealerscope.ops.plugins.module_utils import ops_notify as n
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
@@ -394,6 +397,60 @@ def test_sender_retries_then_succeeds():
 
     with pytest.raises(n.DeliveryError, match='after 1 attempt'):
         n.make_sender(retries=0, opener=refusing, sleep=sleeps.append)('http://x/', {})
+
+
+@pytest.mark.parametrize('error', [
+    urllib.error.URLError('[Errno 111] Connection refused'),
+    urllib.error.HTTPError('http://x/', 503, 'Service Unavailable', {}, None),
+    ConnectionResetError(104, 'Connection reset by peer'),
+    socket.timeout('timed out'),
+    ssl.SSLError(1, 'record layer failure'),
+    http.client.RemoteDisconnected('Remote end closed connection without response'),
+    SSLValidationError('Failed to validate the SSL certificate'),
+])
+def test_sender_network_tls_and_protocol_errors_are_delivery_errors(error):
+    calls = []
+
+    def opener(url, **kwargs):
+        calls.append(url)
+        raise error
+
+    with pytest.raises(n.DeliveryError, match='after 2 attempts'):
+        n.make_sender(retries=1, opener=opener, sleep=lambda _s: None)('http://x/', {})
+    assert len(calls) == 2  # retried like any delivery failure
+
+
+@pytest.mark.parametrize('error', [AttributeError("'NoneType' object has no attribute 'getcode'"), TypeError('bad operand'),
+                                   KeyError('text'), ValueError('a bug, not the network')])
+def test_sender_raises_bugs_instead_of_calling_them_delivery_failures(error):
+    calls = []
+
+    def opener(url, **kwargs):
+        calls.append(url)
+        raise error
+
+    with pytest.raises(type(error)) as excinfo:
+        n.make_sender(retries=2, opener=opener, sleep=lambda _s: None)('http://x/', {})
+    assert excinfo.type is type(error)  # not DeliveryError
+    assert len(calls) == 1  # a bug is not retried
+
+
+def test_execute_raises_a_bug_in_send_instead_of_recording_a_failed_delivery(receiver):
+    channels = channels_for(receiver)
+
+    def send(url, body):
+        raise AttributeError("'dict' object has no attribute 'encode'")
+
+    with pytest.raises(AttributeError):
+        run(ALERTS, channels, n.empty_state(), T0, send, status_summary='s')
+
+
+@pytest.mark.parametrize('url', ['hooks.example.com/T/B/Zqsecret', 'ftp://hooks.example.com/Zqsecret', 'https:///Zqsecret', 'not a url Zqsecret'])
+def test_channel_url_must_be_http_with_a_host_and_is_not_echoed(url):
+    with pytest.raises(ValueError) as excinfo:
+        n.validate_channels([{'name': 'slack', 'kind': 'slack', 'url': url, 'severities': ['critical']}])
+    assert str(excinfo.value) == 'channels[0].url must be an http:// or https:// URL with a host (channel slack)'
+    assert 'Zqsecret' not in str(excinfo.value)
 
 
 # 'Zq' makes a generated secret distinct from words that legitimately appear in results ('critical', ...)

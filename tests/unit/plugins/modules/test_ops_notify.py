@@ -148,6 +148,21 @@ def test_delivery_failure_reported_without_url_and_optionally_fatal(harness):
     assert 'SECRET' not in json.dumps(result)
 
 
+def test_a_bug_fails_the_module_instead_of_a_retried_delivery_failure(harness, monkeypatch):
+    def buggy_sender(timeout_s, retries):
+        def send(url, body):
+            raise AttributeError("'NoneType' object has no attribute 'getcode' (%s)" % url)
+        return send
+
+    monkeypatch.setattr(ops_notify, 'make_sender', buggy_sender)
+    failed, result = harness.run(alerts=ALERTS[:1])
+    assert failed
+    assert result['msg'].startswith("ops_notify failed: internal error while delivering: AttributeError: 'NoneType' object has no attribute")
+    assert 'failed_deliveries' not in result and 'checks' not in result
+    assert SLACK_SECRET not in json.dumps(result) and 'T0SECRET' not in json.dumps(result)
+    assert not harness.state_dir.exists()  # nothing recorded: neither sent nor queued for a retry
+
+
 def test_unrouted_alert_warns(harness):
     channels = [{'name': 'pager', 'kind': 'pager', 'url': harness.receiver.url('/pager'), 'severities': ['critical']}]
     failed, result = harness.run(alerts=ALERTS, channels=channels)
