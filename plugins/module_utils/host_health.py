@@ -799,3 +799,37 @@ def evaluate(params, health):
     checks.append(_reboot_check(health.get('reboot_required') or {}))
     checks.append(_clock_check(params, health.get('clock') or {}))
     return checks
+
+
+# --------------------------------------------------------------------------- option validation
+
+#: Options that are percentages (0 to 100).
+PERCENT_OPTIONS = ('service_memory_warn_percent', 'disk_warn_percent', 'disk_crit_percent', 'inode_warn_percent', 'inode_crit_percent',
+                   'memory_warn_percent', 'memory_crit_percent', 'cpu_limit_percent', 'cpu_crit_percent')
+#: (warning option, critical option): the warning threshold must not be above the critical one.
+THRESHOLD_PAIRS = (('disk_warn_percent', 'disk_crit_percent'), ('inode_warn_percent', 'inode_crit_percent'),
+                   ('memory_warn_percent', 'memory_crit_percent'), ('cpu_limit_percent', 'cpu_crit_percent'))
+
+
+def validate_thresholds(params):
+    """Every problem with the numeric options, as messages naming the option(s); an empty list when they make sense.
+
+    Percentages lie between 0 and 100, a warning threshold is not above its critical one, the memory limit is
+    positive, the clock offset not negative and expected ports are TCP ports.
+    """
+    problems = []
+    for name in PERCENT_OPTIONS:
+        value = params.get(name)
+        if value is not None and not 0 <= value <= 100:
+            problems.append('%s must be a percentage between 0 and 100, got %s' % (name, value))
+    for warn, crit in THRESHOLD_PAIRS:
+        if params.get(warn) is not None and params.get(crit) is not None and params[warn] > params[crit]:
+            problems.append('%s (%s) must not be greater than %s (%s)' % (warn, params[warn], crit, params[crit]))
+    if params.get('service_memory_limit_mb') is not None and params['service_memory_limit_mb'] <= 0:
+        problems.append('service_memory_limit_mb must be greater than 0, got %s' % params['service_memory_limit_mb'])
+    if params.get('clock_max_offset_ms') is not None and params['clock_max_offset_ms'] < 0:
+        problems.append('clock_max_offset_ms must not be negative, got %s' % params['clock_max_offset_ms'])
+    for index, port in enumerate(params.get('expected_ports') or []):
+        if not 1 <= port <= 65535:
+            problems.append('expected_ports[%d] must be a TCP port between 1 and 65535, got %s' % (index, port))
+    return problems

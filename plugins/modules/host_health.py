@@ -23,6 +23,10 @@ description:
     and C(chronyc -n tracking) or C(timedatectl show)), so that it finishes well under a second plus the CPU sample.
   - The module only reads; it never changes anything on the host. It never fails because a check is not ok;
     the checks say so.
+  - It fails before measuring anything, with a message naming the option(s), when a percentage is not between 0 and 100,
+    a warning threshold is above its critical one (O(disk_warn_percent) and O(disk_crit_percent), O(inode_warn_percent) and
+    O(inode_crit_percent), O(memory_warn_percent) and O(memory_crit_percent), O(cpu_limit_percent) and O(cpu_crit_percent)),
+    O(service_memory_limit_mb) is not positive, O(clock_max_offset_ms) is negative or a port of O(expected_ports) is not a TCP port.
 options:
   services:
     description:
@@ -374,6 +378,7 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.host_health import
     unit_memory,
     unit_state,
     evaluate,
+    validate_thresholds,
 )
 
 C_ENV = {'LANG': 'C', 'LC_ALL': 'C', 'LC_MESSAGES': 'C', 'SYSTEMD_PAGER': '', 'SYSTEMD_COLORS': '0'}
@@ -554,6 +559,9 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    problems = validate_thresholds(params)
+    if problems:
+        module.fail_json(msg='invalid options: %s' % '; '.join(problems))
     if params['cpu_sample_seconds'] <= 0 or params['cpu_sample_seconds'] > 60:
         module.fail_json(msg='cpu_sample_seconds must be greater than 0 and at most 60, got %s' % params['cpu_sample_seconds'])
 

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.dealerscope.ops.plugins.module_utils import host_health as hh
 from ansible_collections.dealerscope.ops.plugins.module_utils.host_health import (
     DEFAULT_EXCLUDE_FSTYPES,
     cgroup_cpu_percent,
@@ -678,3 +679,28 @@ def test_reboot_required_check():
     check = by_name(evaluate(PARAMS, _health(reboot_required={'required': True, 'packages': ['linux-image-amd64']})))['reboot_required']
     assert check['status'] == 'warning' and 'linux-image-amd64' in check['message']
     assert by_name(evaluate(PARAMS, _health()))['reboot_required']['status'] == 'ok'
+
+
+def test_validate_thresholds_defaults_are_fine_and_every_problem_is_named():
+    defaults = dict(service_memory_limit_mb=512, service_memory_warn_percent=80, disk_warn_percent=80, disk_crit_percent=90,
+                    inode_warn_percent=80, inode_crit_percent=90, memory_warn_percent=85, memory_crit_percent=95,
+                    cpu_limit_percent=70, cpu_crit_percent=90, clock_max_offset_ms=100, expected_ports=[22, 8000])
+    assert hh.validate_thresholds(defaults) == []
+    bad = dict(defaults, disk_warn_percent=95, inode_crit_percent=-1, memory_crit_percent=200, cpu_limit_percent=91,
+               service_memory_limit_mb=0, clock_max_offset_ms=-1, expected_ports=[22, 65536])
+    assert hh.validate_thresholds(bad) == [
+        'inode_crit_percent must be a percentage between 0 and 100, got -1',
+        'memory_crit_percent must be a percentage between 0 and 100, got 200',
+        'disk_warn_percent (95) must not be greater than disk_crit_percent (90)',
+        'inode_warn_percent (80) must not be greater than inode_crit_percent (-1)',
+        'cpu_limit_percent (91) must not be greater than cpu_crit_percent (90)',
+        'service_memory_limit_mb must be greater than 0, got 0',
+        'clock_max_offset_ms must not be negative, got -1',
+        'expected_ports[1] must be a TCP port between 1 and 65535, got 65536',
+    ]
+
+
+@given(st.integers(-50, 150), st.integers(-50, 150))
+def test_validate_thresholds_accepts_exactly_ordered_percentages(warn, crit):
+    problems = hh.validate_thresholds({'disk_warn_percent': warn, 'disk_crit_percent': crit})
+    assert (problems == []) == (0 <= warn <= crit <= 100)

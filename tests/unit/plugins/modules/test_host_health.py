@@ -300,6 +300,36 @@ def test_invalid_sample_seconds(harness):
     assert 'cpu_sample_seconds' in result['msg']
 
 
+@pytest.mark.parametrize('args, needles', [
+    (dict(disk_warn_percent='95', disk_crit_percent='90'), ['disk_warn_percent (95) must not be greater than disk_crit_percent (90)']),
+    (dict(inode_warn_percent=91), ['inode_warn_percent (91) must not be greater than inode_crit_percent (90)']),
+    (dict(memory_warn_percent=96), ['memory_warn_percent (96) must not be greater than memory_crit_percent (95)']),
+    (dict(cpu_limit_percent=95, cpu_crit_percent=90), ['cpu_limit_percent (95) must not be greater than cpu_crit_percent (90)']),
+    (dict(disk_crit_percent=150), ['disk_crit_percent must be a percentage between 0 and 100, got 150']),
+    (dict(memory_warn_percent=-5), ['memory_warn_percent must be a percentage between 0 and 100, got -5']),
+    (dict(service_memory_warn_percent=120), ['service_memory_warn_percent must be a percentage between 0 and 100, got 120']),
+    (dict(cpu_limit_percent='-1'), ['cpu_limit_percent must be a percentage between 0 and 100, got -1']),
+    (dict(service_memory_limit_mb=-512), ['service_memory_limit_mb must be greater than 0, got -512']),
+    (dict(clock_max_offset_ms=-100), ['clock_max_offset_ms must not be negative, got -100']),
+    (dict(expected_ports=[8000, 0, 70000]), ['expected_ports[1] must be a TCP port', 'expected_ports[2] must be a TCP port']),
+    (dict(disk_warn_percent=101, disk_crit_percent=100), ['disk_warn_percent must be a percentage between 0 and 100, got 101',
+                                                          'disk_warn_percent (101) must not be greater than disk_crit_percent (100)']),
+])
+def test_nonsense_thresholds_fail_naming_the_options_before_measuring(harness, args, needles):
+    failed, result = harness.run(**args)
+    assert failed
+    assert result['msg'].startswith('invalid options: ')
+    for needle in needles:
+        assert needle in result['msg']
+    assert harness.commands == []  # nothing was measured
+
+
+def test_sensible_edge_thresholds_are_accepted(harness):
+    failed, result = harness.run(disk_warn_percent=90, disk_crit_percent=90, memory_warn_percent=0, memory_crit_percent=100,
+                                 cpu_limit_percent='70', cpu_crit_percent='70', clock_max_offset_ms=0, expected_ports=[1, 65535])
+    assert not failed, result.get('msg')
+
+
 def test_real_host_smoke():
     """Run the module for real on this machine: it must finish and return sane, well-formed checks."""
     with set_module_args({'cpu_sample_seconds': 0.05, 'check_updates': False, 'expected_ports': []}):
