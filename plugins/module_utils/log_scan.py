@@ -36,6 +36,8 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.ops_files import a
 from ansible_collections.dealerscope.ops.plugins.module_utils.ops_checks import make_check, threshold_check
 
 STATE_VERSION = 1
+#: Local accounts: the first run records their names as the baseline that later runs compare with.
+PASSWD_FILE = '/etc/passwd'
 
 #: Journal identifiers (``-t``) read: sshd (OpenSSH < 9.8), sshd-session / sshd-auth (OpenSSH >= 9.8 / 10),
 #: sudo, and the shadow-utils account tools.
@@ -670,12 +672,49 @@ def sudo_check(scanner):
                       '%d sudo command(s) since the last run, no failed sudo' % scanner.sudo_commands, details=details)
 
 
-def accounts_check(scanner):
+def read_accounts(path=None):
+    """Local account names from a passwd file (default ``PASSWD_FILE``): ``(sorted names, None)`` or ``(None, error text)``."""
+    path = path or PASSWD_FILE
+    try:
+        with open(path, 'r', encoding='utf-8', errors='replace') as handle:
+            names = set(line.split(':', 1)[0] for line in handle if ':' in line and not line.startswith(('#', '+', '-')))
+    except (IOError, OSError) as exc:
+        return None, 'cannot read %s: %s' % (path, exc)
+    return sorted(name for name in names if name), None
+
+
+def accounts_check(scanner, first_run=False, accounts=None, baseline=None, recorded=True, lookback_hours=None):
+    """``new_accounts``: accounts created since the previous run.
+
+    A first run (no journal cursor and no "since" in the state) has no previous run to compare with: what the
+    look-back window shows (typically the provisioning of the host) is the baseline, recorded and reported ok.
+    Later runs report the accounts the journal shows being created, plus any local account (``accounts``, from
+    the passwd file) that is not in the recorded ``baseline`` although the journal did not show it being created.
+    """
     users = [redact(name) for name in scanner.new_users]
     groups = [redact(name) for name in scanner.standalone_groups()]
     additions = [redact(item) for item in scanner.group_additions]
-    value = len(users) + len(groups)
     details = {'users': users, 'groups': groups, 'group_additions': additions}
+    if first_run:
+        details['baseline'] = len(accounts) if accounts is not None else None
+        if accounts is None:
+            text = 'first run: no previous run to compare with, and the local accounts could not be read for a baseline'
+        else:
+            text = 'first run: baseline of %d accounts %s' % (len(accounts), 'recorded' if recorded else 'read (check mode: not recorded)')
+        seen = len(users) + len(groups) + len(additions)
+        if seen:
+            window = ('in the last %s h ' % lookback_hours) if lookback_hours is not None else ''
+            text += '; %d account change(s) %sare part of it, not judged' % (seen, window)
+        return make_check('new_accounts', 'ok', 0, 0, text, details=details)
+    unlogged = []
+    if accounts is not None and baseline is not None:
+        known = set(baseline) | set(scanner.new_users)
+        unlogged = [redact(name) for name in accounts if name not in known]
+        if unlogged:
+            details['not_in_journal'] = unlogged
+            users = users + [name for name in unlogged if name not in users]
+            details['users'] = users
+    value = len(users) + len(groups)
     if value or additions:
         parts = []
         if users:
@@ -684,8 +723,10 @@ def accounts_check(scanner):
             parts.append('new group(s): %s' % ', '.join(groups))
         if additions:
             parts.append('added to group(s): %s' % ', '.join(additions))
-        return make_check('new_accounts', 'warning', value, 0, '; '.join(parts) + ' since the last run',
-                          alert='security_event', details=details)
+        text = '; '.join(parts) + ' since the last run'
+        if unlogged:
+            text += ' (%s: in the passwd file but not created in the journal)' % ', '.join(unlogged)
+        return make_check('new_accounts', 'warning', value, 0, text, alert='security_event', details=details)
     return make_check('new_accounts', 'ok', 0, 0, 'no new accounts since the last run', details=details)
 
 
@@ -784,6 +825,9 @@ def load_state(path):
     state.setdefault('journal', {'cursor': None, 'since': None})
     if not isinstance(state.get('files'), dict):
         state['files'] = {}
+    accounts = state.get('accounts')
+    if accounts is not None and not (isinstance(accounts, list) and all(isinstance(name, str) for name in accounts)):
+        del state['accounts']
     return state, None
 
 

@@ -27,7 +27,13 @@ description:
     rotated file (C(<path>.1)) is finished before the new file is read from its start."
   - "The lines of O(pii_paths) and the journal entries read are scanned for email addresses and payment card
     numbers (check C(pii_in_logs)). Only masked samples are ever returned, never a raw address or number."
-  - In check mode everything is read and counted but the cursor is not written.
+  - "C(new_accounts) on the first run (no journal cursor and no C(since) in O(state_file)): there is no previous run,
+    so the accounts the look-back window shows being created (typically by the host's provisioning) are not judged.
+    The names of the local accounts (C(/etc/passwd)) are recorded as the baseline and the check is V(ok), saying
+    C(first run: baseline of N accounts recorded). Later runs warn about the accounts the journal shows being created
+    since the cursor, and about local accounts that are not in the baseline although the journal did not show them
+    being created (C(details.not_in_journal)); the baseline then follows the passwd file."
+  - In check mode everything is read and counted but the cursor is not written; RV(changed) is what a real run would report.
 options:
   state_file:
     description:
@@ -89,14 +95,17 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reads and counts everything, but does not write the cursor, so the next run reads the same logs again.
+    description:
+      - Reads and counts everything, but does not write the cursor, so the next run reads the same logs again.
+      - Reports V(changed) exactly as a real run would (the cursor file's content would change).
   diff_mode:
     support: none
     description: Will not return details on what has changed.
   idempotent:
     support: partial
     description:
-      - The module only changes its own cursor file, and only when new log entries were read.
+      - The module only changes its own cursor file (journal cursor, file offsets, account baseline), and only when
+        new log entries were read or the local accounts changed.
       - Running it again reports only what was logged in between (usually the connection of the run itself).
 notes:
   - "Journal entries are read with C(journalctl -o json --after-cursor) (or C(--since) on the first run),
@@ -142,7 +151,9 @@ checks:
       (unless O(scan_journal=false)), C(app_5xx_rate) and C(pii_in_logs)."
     - "C(ssh_auth_failures) details: C(sources) (top 10 client addresses) and C(users) (top 10 user names).
       C(sudo_use) details: C(users), C(targets), C(failures), C(failed_users). C(new_accounts) details: C(users),
-      C(groups) (not counting the personal group of a new user), C(group_additions).
+      C(groups) (not counting the personal group of a new user), C(group_additions), C(not_in_journal) (local accounts
+      new since the baseline that the journal did not show being created) and, on the first run, C(baseline) (the
+      number of local accounts recorded).
       C(app_5xx_rate) details: C(requests), C(errors_5xx), C(malformed_lines).
       C(pii_in_logs) details: C(emails), C(cards) and up to three masked C(samples) with their C(source) and C(line)."
   returned: always
@@ -263,6 +274,7 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.log_scan import (
     load_state,
     parse_journal_line,
     pii_check,
+    read_accounts,
     scan_files,
     ssh_check,
     stream_command,
@@ -359,8 +371,19 @@ def main():
                 new_state['journal'] = {'cursor': None, 'since': int(started)}
             if scanner.truncated:
                 module.warn('max_journal_entries (%d) reached: the rest of the journal is read by the next run' % params['max_journal_entries'])
+            # No cursor and no "since": there is no previous run, so what the look-back shows is the baseline.
+            journal_first_run = not saved.get('cursor') and not saved.get('since')
+            accounts, accounts_error = read_accounts()
+            if accounts_error:
+                module.warn(accounts_error)
+            elif scanner.truncated and state.get('accounts') is not None:
+                accounts = None  # the rest of the journal may show them being created: compare next run
+            else:
+                new_state['accounts'] = accounts
             failures = ssh_check(scanner, params['ssh_failures_warn'], params['ssh_failures_crit'])
-            checks.extend([failures, sudo_check(scanner), accounts_check(scanner)])
+            checks.extend([failures, sudo_check(scanner),
+                           accounts_check(scanner, first_run=journal_first_run, accounts=accounts, baseline=state.get('accounts'),
+                                          recorded=not module.check_mode, lookback_hours=params['first_run_lookback_hours'])])
             cursor_info['journal'] = {
                 'entries': scanner.entries,
                 'from': usec_to_iso(scanner.first_usec) if scanner.first_usec else None,
@@ -398,14 +421,14 @@ def main():
         bytes_read=sum(info['bytes'] for info in infos.values()),
     )
 
-    changed = False
+    # changed is the same in check mode as in a real run: whether the cursor file's content changes.
     new_dump = dump_state(new_state)
-    if not module.check_mode and new_dump != old_dump:
+    changed = new_dump != old_dump
+    if changed and not module.check_mode:
         try:
             write_state(state_file, new_state)
         except (IOError, OSError) as exc:
             module.fail_json(msg='cannot write the cursor file %s: %s' % (state_file, exc), checks=checks, counts=counts, cursor=cursor_info)
-        changed = True
         cursor_info['written'] = True
 
     module.exit_json(changed=changed, checks=checks, summary=summarize(checks), cursor=cursor_info, counts=counts)

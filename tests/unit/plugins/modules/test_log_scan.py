@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from ansible.module_utils import basic
 
+from ansible_collections.dealerscope.ops.plugins.module_utils import log_scan as log_scan_utils
 from ansible_collections.dealerscope.ops.plugins.module_utils.log_scan import luhn_valid
 from ansible_collections.dealerscope.ops.plugins.modules import log_scan
 from .utils import AnsibleExitJson, AnsibleFailJson, exit_json, fail_json, set_module_args  # noqa: F401
@@ -60,6 +61,9 @@ class Harness:
         self.access_log = os.path.join(self.root, 'access.log')
         self.state_file = os.path.join(self.root, 'lib', 'dealerscope-ops', 'log_scan.json')
         self.journalctl = os.path.join(self.root, 'journalctl')
+        self.passwd = os.path.join(self.root, 'passwd')
+        self.accounts('root', 'daemon', 'sshd')
+        monkeypatch.setattr(log_scan_utils, 'PASSWD_FILE', self.passwd, raising=False)
         with open(self.journalctl, 'w') as handle:
             handle.write('#!%s\n%s' % (sys.executable, FAKE_JOURNALCTL))
         os.chmod(self.journalctl, 0o755)
@@ -79,6 +83,10 @@ class Harness:
                  'MESSAGE': message, 'SYSLOG_IDENTIFIER': identifier, '_PID': pid}
         with open(self.journal, 'a') as handle:
             handle.write(json.dumps(entry) + '\n')
+
+    def accounts(self, *names):
+        with open(self.passwd, 'a') as handle:
+            handle.writelines('%s:x:%d:%d::/home/%s:/bin/sh\n' % (name, 1000 + len(name), 1000 + len(name), name) for name in names)
 
     def request(self, status, **extra):
         with open(self.access_log, 'a') as handle:
@@ -183,11 +191,27 @@ def test_check_mode_does_not_write_the_cursor(harness):
     failed_logins(harness, 2)
     harness.request(200)
     failed, result = harness.run(_ansible_check_mode=True)
-    assert not failed and result['changed'] is False and result['cursor']['written'] is False
+    # changed is predicted exactly as a real run reports it (the cursor would move), but nothing is written
+    assert not failed and result['changed'] is True and result['cursor']['written'] is False
     assert not os.path.exists(harness.state_file)
     assert result['counts']['ssh_failures'] == 2
     failed, result = harness.run(_ansible_check_mode=True)
+    assert result['changed'] is True and not os.path.exists(harness.state_file)
     assert result['counts']['ssh_failures'] == 2 and result['counts']['requests'] == 1  # read again
+    failed, real = harness.run()
+    assert real['changed'] is True and real['cursor']['written'] is True
+    with open(harness.state_file) as handle:
+        written = handle.read()
+    # nothing new since: a real run would not change the cursor, and check mode says so
+    failed, result = harness.run(_ansible_check_mode=True)
+    assert result['changed'] is False
+    failed_logins(harness, 1, first_pid=3000)
+    failed, result = harness.run(_ansible_check_mode=True)
+    assert result['changed'] is True and result['counts']['ssh_failures'] == 1
+    with open(harness.state_file) as handle:
+        assert handle.read() == written
+    failed, real = harness.run()
+    assert real['changed'] is True and real['counts']['ssh_failures'] == 1
 
 
 def test_first_run_lookback(harness):
@@ -206,14 +230,82 @@ def test_ssh_thresholds(harness):
 
 
 def test_failed_sudo_and_new_accounts_warn(harness):
+    harness.run()  # the first run records the baseline
     harness.log('mallory : user NOT in sudoers ; TTY=pts/1 ; PWD=/ ; USER=root ; COMMAND=/bin/bash', identifier='sudo')
     harness.log('new group: name=svc, GID=1001', identifier='useradd')
     harness.log('new user: name=svc, UID=1001, GID=1001, home=/home/svc, shell=/bin/bash, from=none', identifier='useradd')
+    harness.accounts('svc')
     failed, result = harness.run()
     checks = checks_by_name(result)
     assert checks['sudo_use']['status'] == 'warning' and checks['sudo_use']['alert'] == 'security_event'
     assert checks['new_accounts']['status'] == 'warning' and checks['new_accounts']['value'] == 1
     assert checks['new_accounts']['details']['users'] == ['svc']
+
+
+def provisioning(harness):
+    """What provisioning a host leaves in the journal: the ops account and a service account, created minutes ago."""
+    for name, uid in (('ops', 1001), ('postgres', 105)):
+        harness.log('new group: name=%s, GID=%d' % (name, uid), identifier='useradd', age_hours=0.1)
+        harness.log('new user: name=%s, UID=%d, GID=%d, home=/home/%s, shell=/bin/bash, from=none' % (name, uid, uid, name),
+                    identifier='useradd', age_hours=0.1)
+    harness.log("add 'ops' to group 'sudo'", identifier='usermod', age_hours=0.1)
+    harness.accounts('ops', 'postgres')
+
+
+def test_first_run_records_the_account_baseline_instead_of_warning(harness):
+    provisioning(harness)
+    failed, result = harness.run()
+    assert not failed
+    check = checks_by_name(result)['new_accounts']
+    # no previous run, no "since": the accounts provisioning created are the baseline, not a security event
+    assert check['status'] == 'ok' and check['alert'] is None, check
+    assert check['message'] == 'first run: baseline of 5 accounts recorded; 3 account change(s) in the last 24 h are part of it, not judged'
+    assert check['details']['baseline'] == 5 and check['details']['users'] == ['ops', 'postgres']
+    with open(harness.state_file) as handle:
+        assert json.load(handle)['accounts'] == ['daemon', 'ops', 'postgres', 'root', 'sshd']
+    # the next run judges what happened since: nothing
+    failed, result = harness.run()
+    check = checks_by_name(result)['new_accounts']
+    assert check['status'] == 'ok' and check['message'] == 'no new accounts since the last run'
+    # an account that appears in the passwd file without any useradd in the journal is new too
+    harness.accounts('backdoor')
+    failed, result = harness.run()
+    check = checks_by_name(result)['new_accounts']
+    assert check['status'] == 'warning' and check['alert'] == 'security_event'
+    assert check['details']['users'] == ['backdoor'] and check['details']['not_in_journal'] == ['backdoor']
+    assert 'backdoor: in the passwd file but not created in the journal' in check['message']
+    failed, result = harness.run()
+    assert checks_by_name(result)['new_accounts']['status'] == 'ok'  # reported once, then part of the baseline
+
+
+def test_first_run_in_check_mode_says_the_baseline_is_not_recorded(harness):
+    provisioning(harness)
+    failed, result = harness.run(_ansible_check_mode=True)
+    check = checks_by_name(result)['new_accounts']
+    assert check['status'] == 'ok' and check['message'].startswith('first run: baseline of 5 accounts read (check mode: not recorded)')
+    assert not os.path.exists(harness.state_file)
+
+
+def test_truncated_journal_does_not_blame_the_passwd_file(harness):
+    harness.run()
+    failed_logins(harness, 3)  # 6 entries before the account creation
+    harness.log('new user: name=svc, UID=1001, GID=1001, home=/home/svc, shell=/bin/bash, from=none', identifier='useradd')
+    harness.accounts('svc')
+    failed, result = harness.run(max_journal_entries=4)
+    check = checks_by_name(result)['new_accounts']
+    assert check['status'] == 'ok' and 'not_in_journal' not in check['details']  # the useradd entry is still unread
+    failed, result = harness.run()
+    check = checks_by_name(result)['new_accounts']
+    assert check['status'] == 'warning' and check['details']['users'] == ['svc'] and 'not_in_journal' not in check['details']
+
+
+def test_unreadable_passwd_file_is_warned_and_keeps_judging_the_journal(harness, monkeypatch):
+    harness.run()
+    monkeypatch.setattr(log_scan_utils, 'PASSWD_FILE', os.path.join(harness.root, 'missing', 'passwd'))
+    harness.log('new user: name=svc, UID=1001, GID=1001, home=/home/svc, shell=/bin/bash, from=none', identifier='useradd')
+    failed, result = harness.run()
+    assert not failed and checks_by_name(result)['new_accounts']['status'] == 'warning'
+    assert any('cannot read' in w and 'passwd' in w for w in harness.warnings)
 
 
 def test_bad_cursor_falls_back_to_lookback(harness):
