@@ -6,60 +6,95 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 from ansible_collections.dealerscope.ops.plugins.module_utils.ops_checks import make_check, threshold_check
 
-# One psql call, one row per fact: "key|value[|value...]". Each statement is separate so that one
-# failing (pg_stat_statements not installed, a primary-only function on a standby) spares the others.
+# One psql call, one row per fact, each row one JSON object {"key": <fact>, ...}. JSON (json_build_object escapes
+# quotes, backslashes and control characters, so a row is always one line) instead of a field separator: a value such as
+# a standby's application_name may contain any character, '|' included. Each statement is separate so that one failing
+# (pg_stat_statements not installed, a primary-only function on a standby) spares the others.
 QUERIES = (
-    "SELECT 'max_connections', setting FROM pg_settings WHERE name = 'max_connections'",
-    "SELECT 'connections', count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'",
-    "SELECT 'in_recovery', pg_is_in_recovery()",
-    "SELECT 'db_size', pg_database_size(current_database())",
-    "SELECT 'statements', coalesce(sum(calls), 0), coalesce(sum(total_exec_time), 0) FROM pg_stat_statements"
-    " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    "SELECT 'replica', coalesce(application_name, ''), coalesce(client_addr::text, 'local'), state,"
-    " coalesce(extract(epoch FROM replay_lag), 0), coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)"
-    " FROM pg_stat_replication",
-    "SELECT 'standby', coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0),"
-    " coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), -1)"
-    " WHERE pg_is_in_recovery()",
+    "SELECT json_build_object('key', 'max_connections', 'value', setting::bigint) FROM pg_settings WHERE name = 'max_connections'",
+    "SELECT json_build_object('key', 'connections', 'value', count(*)) FROM pg_stat_activity WHERE backend_type = 'client backend'",
+    "SELECT json_build_object('key', 'in_recovery', 'value', pg_is_in_recovery())",
+    "SELECT json_build_object('key', 'db_size', 'value', pg_database_size(current_database()))",
+    "SELECT json_build_object('key', 'statements', 'calls', coalesce(sum(calls), 0), 'total_ms', coalesce(sum(total_exec_time), 0))"
+    " FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    "SELECT json_build_object('key', 'replica', 'name', coalesce(application_name, ''), 'client_addr', coalesce(client_addr::text, 'local'),"
+    " 'state', state, 'replay_lag_s', coalesce(extract(epoch FROM replay_lag), 0),"
+    " 'lag_bytes', coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)) FROM pg_stat_replication",
+    "SELECT json_build_object('key', 'standby', 'lag_bytes', coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0),"
+    " 'last_replay_age_s', coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), -1)) WHERE pg_is_in_recovery()",
 )
 
 
 def psql_args(psql, database, port):
-    """argv for one psql call running every probe query (unaligned, tuples only, '|' separated)."""
-    argv = [psql, '-X', '-A', '-t', '-F', '|', '-v', 'ON_ERROR_STOP=0', '-p', str(port), '-d', database]
+    """argv for one psql call running every probe query (unaligned, tuples only: one JSON object per line)."""
+    argv = [psql, '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=0', '-p', str(port), '-d', database]
     for query in QUERIES:
         argv += ['-c', query]
     return argv
 
 
+def _rows(stdout):
+    """The JSON objects of psql's output, one per line; anything else (a notice, a damaged line) is skipped."""
+    for line in (stdout or '').split('\n'):  # not splitlines(): it also splits on U+2028 & co. inside a JSON string
+        line = line.strip()
+        if not line.startswith('{'):
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get('key'), str):
+            yield row
+
+
+def _number(value, kind=float):
+    """A JSON number (or the text PostgreSQL gives for numeric/float values such as "NaN") as ``kind``."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError('not a number: %r' % (value,))
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError('not a finite number: %r' % (value,))
+    return int(number) if kind is int else number
+
+
+def _text(value):
+    return '' if value is None else str(value)
+
+
 def parse(stdout):
-    """Turn psql rows into a facts dict."""
+    """Turn psql's JSON rows into a facts dict; a row that does not have the expected shape is skipped."""
     facts = {'replicas': []}
-    for line in stdout.splitlines():
-        fields = line.strip().split('|')
-        key = fields[0]
-        if key == 'max_connections':
-            facts['max_connections'] = int(fields[1])
-        elif key == 'connections':
-            facts['connections'] = int(fields[1])
-        elif key == 'in_recovery':
-            facts['in_recovery'] = fields[1] == 't'
-        elif key == 'db_size':
-            facts['db_size_bytes'] = int(fields[1])
-        elif key == 'statements':
-            calls, total = int(float(fields[1])), float(fields[2])
-            facts['statement_calls'] = calls
-            facts['mean_query_ms'] = round(total / calls, 3) if calls else 0.0
-        elif key == 'replica':
-            facts['replicas'].append({
-                'name': fields[1], 'client_addr': fields[2], 'state': fields[3],
-                'replay_lag_s': round(float(fields[4]), 3), 'lag_bytes': int(float(fields[5])),
-            })
-        elif key == 'standby':
-            facts['standby_lag_bytes'] = int(float(fields[1]))
-            facts['standby_last_replay_age_s'] = round(float(fields[2]), 1)
+    for row in _rows(stdout):
+        key = row['key']
+        try:
+            if key == 'max_connections':
+                facts['max_connections'] = _number(row.get('value'), int)
+            elif key == 'connections':
+                facts['connections'] = _number(row.get('value'), int)
+            elif key == 'in_recovery':
+                if isinstance(row.get('value'), bool):
+                    facts['in_recovery'] = row['value']
+            elif key == 'db_size':
+                facts['db_size_bytes'] = _number(row.get('value'), int)
+            elif key == 'statements':
+                calls, total = _number(row.get('calls'), int), _number(row.get('total_ms'))
+                facts['statement_calls'] = calls
+                facts['mean_query_ms'] = round(total / calls, 3) if calls else 0.0
+            elif key == 'replica':
+                facts['replicas'].append({
+                    'name': _text(row.get('name')), 'client_addr': _text(row.get('client_addr')), 'state': _text(row.get('state')),
+                    'replay_lag_s': round(_number(row.get('replay_lag_s')), 3), 'lag_bytes': _number(row.get('lag_bytes'), int),
+                })
+            elif key == 'standby':
+                facts['standby_lag_bytes'] = _number(row.get('lag_bytes'), int)
+                facts['standby_last_replay_age_s'] = round(_number(row.get('last_replay_age_s')), 1)
+        except (TypeError, ValueError, OverflowError):
+            continue
     return facts
 
 
@@ -116,3 +151,33 @@ def backup_check(newest_mtime, now, rpo_hours, pattern_text):
         return make_check('backup_age', 'critical', None, rpo_hours, 'no backup found (%s)' % pattern_text, alert='backup_stale', unit='h')
     age_h = round((now - newest_mtime) / 3600.0, 2)
     return threshold_check('backup_age', age_h, crit=rpo_hours, unit='h', alert='backup_stale', label='newest backup age (RPO)')
+
+
+def validate_options(params):
+    """Every problem with the module's options, as messages naming the option(s); an empty list when they make sense."""
+    problems = []
+
+    def need(condition, message):
+        if not condition:
+            problems.append(message)
+
+    need(bool((params.get('database') or '').strip()), 'database must not be empty')
+    need(1 <= params['port'] <= 65535, 'port must be between 1 and 65535, got %s' % params['port'])
+    need(params['pool_size'] >= 0, 'pool_size must not be negative (0 uses max_connections), got %s' % params['pool_size'])
+    for name in ('connections_limit_percent', 'connections_crit_percent'):
+        need(0 <= params[name] <= 100, '%s must be a percentage between 0 and 100, got %s' % (name, params[name]))
+    need(params['connections_limit_percent'] <= params['connections_crit_percent'],
+         'connections_limit_percent (%s) must not be greater than connections_crit_percent (%s)'
+         % (params['connections_limit_percent'], params['connections_crit_percent']))
+    need(math.isfinite(params['query_mean_limit_ms']) and params['query_mean_limit_ms'] > 0,
+         'query_mean_limit_ms must be greater than 0, got %s' % params['query_mean_limit_ms'])
+    need(math.isfinite(params['query_mean_crit_factor']) and params['query_mean_crit_factor'] >= 1,
+         'query_mean_crit_factor must be at least 1 (critical at or above the warning limit), got %s' % params['query_mean_crit_factor'])
+    need(params['expect_standbys'] >= 0, 'expect_standbys must not be negative, got %s' % params['expect_standbys'])
+    for name in ('replication_lag_warn_s', 'replication_lag_crit_s'):
+        need(params[name] >= 0, '%s must not be negative, got %s' % (name, params[name]))
+    need(params['replication_lag_warn_s'] <= params['replication_lag_crit_s'],
+         'replication_lag_warn_s (%s) must not be greater than replication_lag_crit_s (%s)'
+         % (params['replication_lag_warn_s'], params['replication_lag_crit_s']))
+    need(math.isfinite(params['rpo_hours']) and params['rpo_hours'] > 0, 'rpo_hours must be greater than 0, got %s' % params['rpo_hours'])
+    return problems

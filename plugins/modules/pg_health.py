@@ -18,6 +18,11 @@ description:
     backlog on a standby), the database size, and the age of the newest backup file against the RPO.
   - Every check follows the C(ops_checks) contract - name, status (ok, warning, critical), value, threshold, unit, message, alert.
   - The module only reads; it never changes anything.
+  - C(psql) prints one JSON object per fact, so any value (a standby's C(application_name) with C(|), quotes or spaces) is read as it is.
+  - It fails before running C(psql), with a message naming the option(s), when a percentage is not between 0 and 100, a warning
+    threshold is above its critical one (O(connections_limit_percent) and O(connections_crit_percent), O(replication_lag_warn_s) and
+    O(replication_lag_crit_s)), O(query_mean_crit_factor) is below 1, or a count, duration or limit is negative (or zero where it
+    must be positive).
 options:
   database:
     description: Database to inspect (where C(pg_stat_statements) is installed).
@@ -157,7 +162,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dealerscope.ops.plugins.module_utils.ops_checks import make_check
-from ansible_collections.dealerscope.ops.plugins.module_utils.pg_health import backup_check, evaluate, parse, psql_args
+from ansible_collections.dealerscope.ops.plugins.module_utils.pg_health import backup_check, evaluate, parse, psql_args, validate_options
 
 
 def main():
@@ -180,6 +185,9 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    problems = validate_options(p)
+    if problems:
+        module.fail_json(msg='invalid options: %s' % '; '.join(problems))
     started = time.monotonic()
     psql = module.get_bin_path('psql', required=True)
     argv = psql_args(psql, p['database'], p['port'])
@@ -198,10 +206,16 @@ def main():
             query_mean_crit_factor=p['query_mean_crit_factor'], expect_standbys=p['expect_standbys'],
             lag_warn_s=p['replication_lag_warn_s'], lag_crit_s=p['replication_lag_crit_s'])
     if p['backup_paths']:
-        files = [f for pattern in p['backup_paths'] for f in glob.glob(pattern) if os.path.isfile(f)]
-        newest = max(files, key=os.path.getmtime) if files else None
+        mtimes = {}
+        for path in (f for pattern in p['backup_paths'] for f in glob.glob(pattern)):
+            try:
+                if os.path.isfile(path):
+                    mtimes[path] = os.path.getmtime(path)
+            except OSError:  # removed between the glob and the stat (a backup rotation running now)
+                continue
+        newest = max(mtimes, key=mtimes.get) if mtimes else None
         facts['newest_backup'] = newest
-        checks.append(backup_check(os.path.getmtime(newest) if newest else None, time.time(), p['rpo_hours'], ', '.join(p['backup_paths'])))
+        checks.append(backup_check(mtimes[newest] if newest else None, time.time(), p['rpo_hours'], ', '.join(p['backup_paths'])))
     facts['elapsed_ms'] = round((time.monotonic() - started) * 1000, 1)
     module.exit_json(changed=False, checks=checks, postgres=facts)
 
