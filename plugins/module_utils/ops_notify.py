@@ -31,6 +31,7 @@ import urllib.parse
 
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import open_url
+from ansible_collections.dealerscope.ops.plugins.module_utils.ops_checks import make_check
 from ansible_collections.dealerscope.ops.plugins.module_utils.ops_files import atomic_write_text, ensure_private_dir
 
 SEVERITIES = ('critical', 'high', 'medium', 'low')
@@ -117,6 +118,10 @@ def validate_channels(channels):
         url = urllib.parse.urlsplit(str(channel['url']))
         if url.scheme not in ('http', 'https') or not url.netloc:  # the URL is a secret: never in the message
             raise ValueError('channels[%d].url must be an http:// or https:// URL with a host (channel %s)' % (index, name))
+        if kind == 'pager' and not channel.get('routing_key') and is_pagerduty(url.hostname):
+            # PagerDuty Events v2 rejects every event without one: the pager would never page
+            raise ValueError('channels[%d].routing_key is required for a PagerDuty Events API v2 URL (channel %s): '
+                             'the integration key of the service' % (index, name))
         severities = list(channel.get('severities') or [])
         for severity in severities:
             if severity not in SEVERITIES:
@@ -131,6 +136,12 @@ def validate_channels(channels):
             'routing_key': channel.get('routing_key') or None,
         })
     return result
+
+
+def is_pagerduty(hostname):
+    """Whether a channel host is PagerDuty's (events.pagerduty.com, events.eu.pagerduty.com, ...)."""
+    hostname = (hostname or '').lower().rstrip('.')
+    return hostname == 'pagerduty.com' or hostname.endswith('.pagerduty.com')
 
 
 def alert_key(alert_class, host, check):
@@ -594,11 +605,45 @@ def execute(plan, state, channels, send=None):
         'unrouted': plan['unrouted'],
         'recovered': plan['recovered'],
         'classified': plan['classified'],
-        'changed': bool(sent or any(queued.values()) or any(flushed.values())),
+        # the same rule in check mode (where ``sent`` is what would be delivered): a message goes out, a digest
+        # queue changes, or recovered keys leave the ledger
+        'changed': bool(sent or any(queued.values()) or any(flushed.values()) or plan['recovered']),
     }
-    if check_mode:
-        result['changed'] = False
     return result, new
+
+
+DELIVERY_CHECK = 'notify:delivery'
+DELIVERY_ALERT = 'notification_failure'
+
+
+def delivery_check(result, check_mode=False):
+    """The ``notify:delivery`` check of a run: is alerting functional?
+
+    Critical when a pager channel or a critical alert was not delivered (the on-call was not paged), a warning
+    for any other failed delivery (Slack, team webhook, digest, status summary; severity high). Undelivered
+    alerts are not recorded as sent, so the next run retries them.
+    """
+    failed = result['failed_deliveries']
+    delivered = len(result['sent'])
+    if not failed:
+        text = ('%d message(s) would be delivered (check mode: nothing sent)' if check_mode else '%d message(s) delivered') % delivered
+        return make_check(DELIVERY_CHECK, 'ok', 0, 0, text, details={'delivered': delivered, 'failed': []})
+    paging = any(item['kind'] == 'pager' or item['severity'] == 'critical' for item in failed)
+    retried = sorted(set(key for item in failed for key in item['keys']))
+    parts = ['%s (%s %s %s%s): %s' % (item['channel'], item['kind'], item['type'], item['severity'],
+                                      ', %d alert(s)' % len(item['keys']) if item['keys'] else '', item['error']) for item in failed]
+    text = 'alert delivery failed for %d message(s): %s' % (len(failed), '; '.join(parts))
+    text += ('; %d undelivered alert(s) are retried on the next run' % len(retried)) if retried else ''
+    text += '; %d message(s) delivered' % delivered
+    details = {
+        'severity': 'critical' if paging else 'high',
+        'delivered': delivered,
+        # 'alerts', not 'keys': report scrubbing masks every key that looks like a secret ("key")
+        'failed': [{'channel': item['channel'], 'kind': item['kind'], 'type': item['type'], 'severity': item['severity'],
+                    'alerts': list(item['keys']), 'error': item['error']} for item in failed],
+        'retried_next_run': retried,
+    }
+    return make_check(DELIVERY_CHECK, 'critical' if paging else 'warning', len(failed), 0, text, alert=DELIVERY_ALERT, details=details)
 
 
 def make_sender(timeout_s=10, retries=2, opener=None, sleep=time.sleep):

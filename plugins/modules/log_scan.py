@@ -33,7 +33,7 @@ description:
     C(first run: baseline of N accounts recorded). Later runs warn about the accounts the journal shows being created
     since the cursor, and about local accounts that are not in the baseline although the journal did not show them
     being created (C(details.not_in_journal)); the baseline then follows the passwd file."
-  - In check mode everything is read and counted but the cursor is not written; RV(changed) is what a real run would report.
+  - In check mode everything is read and counted but the cursor is not written; C(changed) is what a real run would report.
 options:
   state_file:
     description:

@@ -24,8 +24,10 @@ description:
   - When O(status_summary) is set it is posted to every team channel on every run.
   - Runs on the controller, once per runbook run (C(delegate_to=localhost), C(run_once=true)).
     The state (dedupe ledger, digest queues, last flush times) lives in O(state_dir).
-  - A failed delivery does not fail the run; it is reported in RV(failed_deliveries), and the alert is not recorded as sent,
-    so the next run retries it.
+  - A failed delivery does not fail the task (unless O(fail_on_delivery_error)); it is reported in RV(failed_deliveries)
+    and as the C(notify:delivery) check in RV(checks), and the alert is not recorded as sent, so the next run retries it.
+    The check is V(critical) when a pager channel or a critical alert was not delivered (alerting is not functional),
+    V(warning) for any other failed delivery. Runbooks put it in their report, so the run's status reflects it.
 options:
   alerts:
     description:
@@ -83,7 +85,9 @@ options:
         required: true
       routing_key:
         description:
-          - PagerDuty integration (routing) key, added to the body of V(pager) events as C(routing_key) when set.
+          - PagerDuty integration (routing) key, added to the body of every V(pager) event as C(routing_key) when set.
+          - Required when a V(pager) channel's URL is a PagerDuty host (C(events.pagerduty.com)), which rejects events without one.
+          - A secret, never returned.
         type: str
       severities:
         description:
@@ -161,7 +165,9 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Returns exactly what would be sent, queued and flushed; sends nothing and writes no state.
+    description:
+      - Returns exactly what would be sent, queued and flushed, and C(changed) as a real run would report it (every
+        delivery assumed to succeed); sends nothing and writes no state.
   diff_mode:
     support: none
     description: Will not return details on what has changed.
@@ -324,21 +330,41 @@ classified:
   type: dict
   sample: {critical: ["service_down|app1|api_health"], high: [], medium: [], low: []}
 checks:
-  description: One check, C(notify:delivery), V(ok) when every delivery succeeded.
+  description:
+    - One check, C(notify:delivery), with alert class V(notification_failure) when not ok.
+    - V(ok) when every delivery succeeded; V(critical) when a pager channel or a critical alert was not delivered;
+      V(warning) for any other failed delivery (C(details.severity) V(high)).
+    - C(details) has C(delivered), C(failed) (channel, kind, type, severity, C(alerts), error), C(retried_next_run)
+      (the alert keys not delivered, retried by the next run) and C(severity).
   returned: always
   type: list
   elements: dict
   sample:
-    - {name: "notify:delivery", status: ok, value: 0, threshold: 0, unit: "", message: "3 message(s) delivered, 0 failed", alert: null}
+    - name: "notify:delivery"
+      status: critical
+      value: 1
+      threshold: 0
+      unit: ""
+      message: >-
+        alert delivery failed for 1 message(s): pager (pager immediate critical, 1 alert(s)): URLError: [Errno 111] Connection
+        refused (after 3 attempts); 1 undelivered alert(s) are retried on the next run; 2 message(s) delivered
+      alert: notification_failure
+      details:
+        severity: critical
+        delivered: 2
+        failed:
+          - {channel: pager, kind: pager, type: immediate, severity: critical, alerts: ["service_down|app1|api_health"],
+             error: "URLError: [Errno 111] Connection refused (after 3 attempts)"}
+        retried_next_run: ["service_down|app1|api_health"]
 """
 
 import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.dealerscope.ops.plugins.module_utils.ops_checks import make_check
 from ansible_collections.dealerscope.ops.plugins.module_utils.ops_notify import (
     DEFAULT_SEVERITY_MAP,
+    delivery_check,
     ensure_state_dir,
     execute,
     load_state,
@@ -358,16 +384,6 @@ BOUNDS = {
     'digest_daily_hours': (1, 24 * 7),
     'digest_weekly_days': (1, 31),
 }
-
-
-def delivery_check(result):
-    failed = result['failed_deliveries']
-    urgent = any(item['severity'] in ('critical', 'high') for item in failed)
-    status = 'ok' if not failed else ('critical' if urgent else 'warning')
-    message = '%d message(s) delivered, %d failed' % (len(result['sent']), len(failed))
-    if failed:
-        message += ' (%s)' % ', '.join(sorted(set(item['channel'] for item in failed)))
-    return make_check('notify:delivery', status, len(failed), 0, message, alert='notification_failure')
 
 
 def main():
@@ -446,7 +462,7 @@ def main():
 
     for warning in warnings:
         module.warn(warning)
-    result['checks'] = [delivery_check(result)]
+    result['checks'] = [delivery_check(result, check_mode=module.check_mode)]
     if result['failed_deliveries'] and params['fail_on_delivery_error']:
         channels_failed = sorted(set(item['channel'] for item in result['failed_deliveries']))
         module.fail_json(msg='delivery failed for %s' % ', '.join(channels_failed), **result)

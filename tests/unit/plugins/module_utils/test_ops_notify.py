@@ -343,13 +343,68 @@ def test_check_mode_sends_nothing(receiver):
     channels = channels_for(receiver)
     state = n.empty_state()
     result, new = run(ALERTS, channels, state, T0, None, status_summary='all bad')
-    assert result['changed'] is False
     assert receiver.messages() == []
     assert state == n.empty_state()  # input untouched
-    # but it reports exactly what a real run would do
+    # but it reports exactly what a real run would do, changed included
     real, _state = run(ALERTS, channels, n.empty_state(), T0, fast_sender(), status_summary='all bad')
+    assert result['changed'] is True and real['changed'] is True
     assert result['sent'] == real['sent'] and result['queued'] == real['queued'] and result['flushed'] == real['flushed']
     assert new['sent'].keys() == _state['sent'].keys()
+
+
+def test_check_mode_predicts_changed_exactly_as_a_real_run():
+    channels = n.validate_channels([{'name': 'pager', 'kind': 'pager', 'url': 'http://127.0.0.1:9/p', 'severities': ['critical']}])
+    def ok_sender(_url, _body):
+        return True
+
+    state = n.empty_state()
+    for alerts, when in ((ALERTS[:1], T0), (ALERTS[:1], T0 + HOUR), ([], T0 + 2 * HOUR), ([], T0 + 3 * HOUR)):
+        predicted, _unused = run(alerts, channels, state, when, None)
+        real, state = run(alerts, channels, state, when, ok_sender)
+        assert predicted['changed'] == real['changed'], (alerts, when, predicted, real)
+    # sent / suppressed (nothing to do) / recovered (the ledger entry is forgotten) / nothing at all
+    assert [run(a, channels, s, t, None)[0]['changed'] for a, s, t in (
+        (ALERTS[:1], n.empty_state(), T0),
+        (ALERTS[:1], {'sent': {'service_down|app1|api_health': {'pager': T0}}, 'queues': {'medium': [], 'low': []}, 'last_flush': {}}, T0 + HOUR),
+        ([], {'sent': {'service_down|app1|api_health': {'pager': T0}}, 'queues': {'medium': [], 'low': []}, 'last_flush': {}}, T0 + HOUR),
+        ([], n.empty_state(), T0))] == [True, False, True, False]
+
+
+def test_delivery_check_pages_on_a_failed_pager_or_critical_alert():
+    def result(*failed, sent=2):
+        return {'sent': [{}] * sent, 'failed_deliveries': [dict(channel=c, kind=k, type=t, severity=sev, keys=keys, error='URLError: refused')
+                                                            for c, k, t, sev, keys in failed]}
+    ok = n.delivery_check(result())
+    assert ok['status'] == 'ok' and ok['alert'] is None and ok['message'] == '2 message(s) delivered'
+    assert n.delivery_check(result(), check_mode=True)['message'] == '2 message(s) would be delivered (check mode: nothing sent)'
+    pager = n.delivery_check(result(('pager', 'pager', 'immediate', 'critical', ['service_down|app1|reachable'])))
+    assert pager['status'] == 'critical' and pager['alert'] == 'notification_failure' and pager['value'] == 1
+    assert pager['details']['severity'] == 'critical' and pager['details']['retried_next_run'] == ['service_down|app1|reachable']
+    assert pager['details']['failed'][0]['alerts'] == ['service_down|app1|reachable'] and 'keys' not in pager['details']['failed'][0]
+    assert pager['message'] == ('alert delivery failed for 1 message(s): pager (pager immediate critical, 1 alert(s)): URLError: refused; '
+                                '1 undelivered alert(s) are retried on the next run; 2 message(s) delivered')
+    # a critical alert that did not reach Slack is a page that did not go out either
+    assert n.delivery_check(result(('slack', 'slack', 'immediate', 'critical', ['k'])))['status'] == 'critical'
+    # a pager channel failing even a digest or summary: the pager is down
+    assert n.delivery_check(result(('pd', 'pager', 'summary', 'info', [])))['status'] == 'critical'
+    # anything else (high alerts, digests, the status summary to Slack) is a warning of severity high
+    high = n.delivery_check(result(('slack', 'slack', 'immediate', 'high', ['a', 'b']), ('slack', 'slack', 'summary', 'info', [])))
+    assert high['status'] == 'warning' and high['details']['severity'] == 'high' and high['alert'] == 'notification_failure'
+    assert high['details']['retried_next_run'] == ['a', 'b'] and 'slack (slack summary info): URLError' in high['message']
+
+
+def test_pagerduty_url_needs_a_routing_key():
+    with pytest.raises(ValueError, match=r'channels\[0\]\.routing_key is required for a PagerDuty Events API v2 URL \(channel pd\)'):
+        n.validate_channels([{'name': 'pd', 'kind': 'pager', 'url': 'https://events.pagerduty.com/v2/enqueue', 'severities': ['critical']}])
+    with pytest.raises(ValueError, match='routing_key is required'):
+        n.validate_channels([{'name': 'pd', 'kind': 'pager', 'url': 'https://events.eu.pagerduty.com/v2/enqueue'}])
+    channel = n.validate_channels([{'name': 'pd', 'kind': 'pager', 'url': 'https://events.pagerduty.com/v2/enqueue', 'routing_key': 'R0123'}])[0]
+    assert channel['routing_key'] == 'R0123'
+    body = n.pager_body(n.normalize_alerts([alert('app1', 'reachable', 'service_down')], {})[0], channel, 'daily', '')
+    assert body['routing_key'] == 'R0123' and body['event_action'] == 'trigger'
+    # other pager receivers (the lab's, an adapter) may not need one
+    assert n.validate_channels([{'name': 'p', 'kind': 'pager', 'url': 'http://127.0.0.1:8765/pager'}])[0]['routing_key'] is None
+    assert n.validate_channels([{'name': 'p', 'kind': 'pager', 'url': 'https://notpagerduty.com.example/x'}])[0]['routing_key'] is None
 
 
 def test_delivery_failure_is_reported_and_retried_next_run(receiver, tmp_path):

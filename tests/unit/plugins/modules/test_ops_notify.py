@@ -109,10 +109,19 @@ def test_two_runs_second_suppresses_duplicates(harness):
 def test_check_mode_sends_and_writes_nothing(harness):
     failed, result = harness.run(alerts=ALERTS, status_summary='x', _ansible_check_mode=True)
     assert not failed
-    assert result['changed'] is False
+    assert result['changed'] is True  # a real run would send: check mode says so
     assert len(result['sent']) == 5  # what would be sent
+    assert result['checks'][0]['message'] == '5 message(s) would be delivered (check mode: nothing sent)'
     assert harness.receiver.messages() == []
     assert not harness.state_dir.exists()
+    # after a real run, the same alerts again: only the status summary would go out (changed); without it, nothing
+    harness.run(alerts=ALERTS, status_summary='x')
+    failed, result = harness.run(alerts=ALERTS, status_summary='x', _ansible_check_mode=True)
+    assert result['changed'] is True and [s['type'] for s in result['sent']] == ['summary']
+    failed, result = harness.run(alerts=ALERTS, _ansible_check_mode=True)
+    assert result['changed'] is False and result['sent'] == []
+    failed, real = harness.run(alerts=ALERTS)
+    assert real['changed'] is False
 
 
 def test_invalid_severity_map_is_rejected(harness):
@@ -161,6 +170,48 @@ def test_a_bug_fails_the_module_instead_of_a_retried_delivery_failure(harness, m
     assert 'failed_deliveries' not in result and 'checks' not in result
     assert SLACK_SECRET not in json.dumps(result) and 'T0SECRET' not in json.dumps(result)
     assert not harness.state_dir.exists()  # nothing recorded: neither sent nor queued for a retry
+
+
+def closed_url(path):
+    sock = socket.socket()
+    sock.bind(('127.0.0.1', 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return 'http://127.0.0.1:%d%s' % (port, path)
+
+
+def test_dead_pager_is_a_critical_delivery_check_and_the_page_is_retried_next_run(harness):
+    channels = harness.channels()
+    channels[0]['url'] = closed_url('/pager')
+    channels[0]['routing_key'] = 'rk-lab-0001'
+    failed, first = harness.run(alerts=ALERTS, channels=channels)
+    assert not failed  # the module reports; the runbook turns the check into the run's status
+    check = first['checks'][0]
+    assert check['name'] == 'notify:delivery' and check['status'] == 'critical' and check['alert'] == 'notification_failure'
+    assert check['details']['retried_next_run'] == ['service_down|app1|api_health']
+    assert 'rk-lab-0001' not in json.dumps(first)
+    assert harness.receiver.messages('/pager') == []
+    # the pager is back: the page that did not go out is sent now; Slack's copy is not repeated
+    failed, second = harness.run(alerts=ALERTS)
+    assert second['checks'][0]['status'] == 'ok'
+    assert [(s['channel'], s['keys']) for s in second['sent'] if s['type'] == 'immediate'] == [('pager', ['service_down|app1|api_health'])]
+    pages = harness.receiver.messages('/pager')
+    assert len(pages) == 1 and pages[0]['body']['dedup_key'] == 'service_down|app1|api_health'
+
+
+def test_dead_slack_for_high_alerts_is_a_warning(harness):
+    channels = harness.channels()
+    channels[1]['url'] = closed_url('/slack')
+    failed, result = harness.run(alerts=ALERTS[1:2], channels=channels)
+    check = result['checks'][0]
+    assert check['status'] == 'warning' and check['details']['severity'] == 'high' and check['alert'] == 'notification_failure'
+    assert check['details']['retried_next_run'] == ['high_latency|app2|api_latency']
+
+
+def test_pagerduty_channel_without_routing_key_is_refused(harness):
+    channels = [{'name': 'pd', 'kind': 'pager', 'url': 'https://events.pagerduty.com/v2/enqueue', 'severities': ['critical']}]
+    failed, result = harness.run(alerts=ALERTS, channels=channels)
+    assert failed and 'channels[0].routing_key is required for a PagerDuty Events API v2 URL (channel pd)' in result['msg']
 
 
 def test_unrouted_alert_warns(harness):
