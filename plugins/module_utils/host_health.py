@@ -14,9 +14,12 @@ raw measurements into check results with ``ops_checks``. No AnsibleModule import
 
 from __future__ import annotations
 
+import calendar
+import json
 import os
 import re
 import socket
+import time
 
 from ansible_collections.dealerscope.ops.plugins.module_utils.ops_checks import (
     make_check,
@@ -390,6 +393,122 @@ def parse_loadavg(text):
         return None
 
 
+# --------------------------------------------------------------------------- cpu history (sysstat)
+
+SYSSTAT_DIRS = ('/var/log/sysstat', '/var/log/sa')  # Debian, RHEL
+
+
+def sysstat_files(directory, now, hours, exists=os.path.exists):
+    """The sysstat daily data files that may hold records of the ``hours`` before ``now``, oldest first.
+
+    sadc names its files after the day (``saDD``, or ``saYYYYMMDD`` with a long history); the day of a
+    file is the local one, but the UTC day is tried too, so a time zone never hides a file. Records
+    outside the window are dropped later, so an older file with the same ``saDD`` name does no harm.
+    """
+    names = []
+    start = now - hours * 3600.0
+    points = [start + step * 21600.0 for step in range(int(hours * 3600.0 // 21600.0) + 1)] + [now]
+    for point in points:
+        for moment in (time.localtime(point), time.gmtime(point)):
+            for name in ('sa' + time.strftime('%Y%m%d', moment), 'sa' + time.strftime('%d', moment)):
+                if name not in names:
+                    names.append(name)
+    paths = [os.path.join(directory, name) for name in names]
+    return [path for path in paths if exists(path)]
+
+
+def _sadf_epoch(stamp):
+    text = '%s %s' % (stamp.get('date'), stamp.get('time'))
+    parsed = time.strptime(text, '%Y-%m-%d %H:%M:%S')
+    return calendar.timegm(parsed) if stamp.get('utc', 1) else time.mktime(parsed)
+
+
+def parse_sadf_cpu(text):
+    """CPU records of ``sadf -j <file> -- -u``: a list of ``{'end', 'interval', 'busy'}``, oldest first.
+
+    ``end`` is the epoch the interval ended at, ``interval`` its length in seconds and ``busy`` the
+    utilisation of all CPUs in % (100 - idle - iowait, as the ``/proc/stat`` sample counts it).
+    Raises ValueError when the text is not sadf's JSON.
+    """
+    try:
+        data = json.loads(text)
+        hosts = data['sysstat']['hosts']
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError('not sadf JSON output (%s)' % exc)
+    records = []
+    for host in hosts or []:
+        for entry in host.get('statistics') or []:
+            stamp = entry.get('timestamp') or {}
+            loads = [load for load in entry.get('cpu-load') or entry.get('cpu-load-all') or [] if str(load.get('cpu')) in ('all', '-1')]
+            if not loads or not stamp.get('interval'):
+                continue
+            load = loads[0]
+            idle = load.get('idle')
+            if idle is None:
+                continue
+            busy = 100.0 - float(idle) - float(load.get('iowait') or 0.0)
+            try:
+                end = _sadf_epoch(stamp)
+            except (ValueError, OverflowError):
+                continue
+            records.append({'end': end, 'interval': int(stamp['interval']), 'busy': min(100.0, max(0.0, busy))})
+    records.sort(key=lambda record: record['end'])
+    return records
+
+
+def cpu_history(records, now, hours):
+    """Time-weighted average and peak CPU utilisation of the records that ended in the last ``hours``.
+
+    Returns None when no record falls in the window. ``covered_seconds`` is the time the records
+    account for (less than the window on a young host, or when collection stopped for a while).
+    """
+    start = now - hours * 3600.0
+    seen = set()
+    window = []
+    for record in records:
+        if start < record['end'] <= now + 60 and record['end'] not in seen:  # a file read twice counts once
+            seen.add(record['end'])
+            window.append(record)
+    covered = sum(record['interval'] for record in window)
+    if not window or covered <= 0:
+        return None
+    peak = max(window, key=lambda record: record['busy'])
+    return {
+        'avg_percent': _round(sum(record['busy'] * record['interval'] for record in window) / covered),
+        'peak_percent': _round(peak['busy']),
+        'peak_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(peak['end'])),
+        'peak_interval_seconds': peak['interval'],
+        'covered_seconds': covered,
+        'samples': len(window),
+        'first': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(window[0]['end'] - window[0]['interval'])),
+        'last': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(window[-1]['end'])),
+    }
+
+
+def proc_stat_is_virtual(mounts):
+    """Whether ``/proc/stat`` is a container's own (lxcfs mounts its per-container view over it)."""
+    return any(entry['mount'] == '/proc/stat' and ('lxcfs' in entry['fstype'] or entry['source'] == 'lxcfs') for entry in mounts or [])
+
+
+def history_is_judged(in_container, virtual_proc_stat, container_percent):
+    """Whether sysstat's history, when there is some, is what the ``cpu`` check judges.
+
+    sadc reads ``/proc/stat``, which in a container is the host's (unless lxcfs replaces it). There its
+    figures count the other containers, so a container whose own cgroup CPU time was sampled is judged
+    on that sample and the host-wide history is only reported; without a cgroup sample the history is
+    still better than a host-wide sample.
+    """
+    return not (in_container and not virtual_proc_stat and container_percent is not None)
+
+
+def cpu_basis(history, container_percent, in_container, virtual_proc_stat):
+    """What the ``cpu`` check judges, ``'average'`` (sysstat's history) or ``'sample'``, and the history's scope."""
+    scope = 'container' if in_container and virtual_proc_stat else 'host'
+    if history and history.get('avg_percent') is not None and history_is_judged(in_container, virtual_proc_stat, container_percent):
+        return 'average', scope
+    return 'sample', scope
+
+
 # --------------------------------------------------------------------------- listening sockets
 
 def _decode_address(hex_addr):
@@ -729,16 +848,49 @@ def _memory_check(params, memory):
     return check
 
 
+def _duration(seconds):
+    if seconds < 60:
+        return '%d s' % seconds
+    return '%d min' % round(seconds / 60.0) if seconds < 3600 else '%s h' % ('%.1f' % (seconds / 3600.0)).rstrip('0').rstrip('.')
+
+
+def _cpu_basis_note(params, cpu):
+    """What the ``cpu`` check was judged on, when that is not sysstat's average (or how much of it there was)."""
+    history = cpu.get('history') or {}
+    hours = '%g h' % history.get('hours', params.get('cpu_average_hours', 24))
+    sample = '%g s sample' % params.get('cpu_sample_seconds', cpu.get('sample_seconds') or 0)
+    if cpu.get('basis') == 'average':
+        return '; peak %.1f %% (%s to %s UTC), %s of data in the last %s' % (
+            history['peak_percent'], _duration(history['peak_interval_seconds']), history['peak_at'][11:16],
+            _duration(history['covered_seconds']), hours)
+    if history.get('avg_percent') is not None:
+        return ("; judged on a %s of the container's cgroup: sysstat's %s average (%.1f %%, peak %.1f %%) reads /proc/stat, "
+                "which is host-wide in a container" % (sample, hours, history['avg_percent'], history['peak_percent']))
+    if history.get('disabled'):
+        return '; judged on a %s (cpu_average_hours=0)' % sample
+    reason = history.get('error')
+    return '; no sysstat data: judged on a %s' % sample + (' (%s)' % reason if reason else '')
+
+
 def _cpu_check(params, cpu, loadavg):
     label = 'CPU utilisation of the container' if cpu.get('scope') == 'container' else 'CPU utilisation'
+    history = cpu.get('history') or {}
+    if cpu.get('basis') == 'average':
+        label += ' (%g h average, sysstat)' % history.get('hours', params.get('cpu_average_hours', 24))
     check = threshold_check('cpu', cpu.get('percent'), warn=params['cpu_limit_percent'], crit=params['cpu_crit_percent'],
                             unit='%', alert=RESOURCE, label=label)
+    if cpu.get('percent') is not None:
+        check['message'] += _cpu_basis_note(params, cpu)
     per_cpu = None
     if loadavg and cpu.get('cpus'):
         per_cpu = [round(value / cpu['cpus'], 2) for value in loadavg]
         check['message'] += '; load per CPU %s' % '/'.join('%.2f' % value for value in per_cpu)
     check['details'] = {'scope': cpu.get('scope') or 'host', 'host_percent': cpu.get('host_percent'), 'cpus': cpu.get('cpus'),
-                        'loadavg': loadavg, 'load_per_cpu': per_cpu, 'sample_seconds': cpu.get('sample_seconds')}
+                        'loadavg': loadavg, 'load_per_cpu': per_cpu, 'sample_seconds': cpu.get('sample_seconds'),
+                        'basis': cpu.get('basis') or 'sample', 'sample_percent': cpu.get('sample_percent', cpu.get('percent')),
+                        'average_percent': history.get('avg_percent'), 'peak_percent': history.get('peak_percent'),
+                        'peak_at': history.get('peak_at'), 'covered_seconds': history.get('covered_seconds'),
+                        'history_scope': history.get('scope'), 'history_error': history.get('error')}
     return check
 
 

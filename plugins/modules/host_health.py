@@ -110,13 +110,33 @@ options:
     type: float
     default: 0.5
   cpu_limit_percent:
-    description: CPU utilisation at which check C(cpu) is a V(warning) (readiness document, CPU < 70 % average).
+    description:
+      - CPU utilisation at which check C(cpu) is a V(warning) (readiness document, CPU < 70 % average).
+      - The utilisation compared is the average of the last O(cpu_average_hours) from sysstat's data when there is any,
+        else the sample of O(cpu_sample_seconds); the check's message says which.
     type: int
     default: 70
   cpu_crit_percent:
-    description: CPU utilisation at which check C(cpu) is V(critical).
+    description: CPU utilisation at which check C(cpu) is V(critical) (compared like O(cpu_limit_percent)).
     type: int
     default: 90
+  cpu_average_hours:
+    description:
+      - Hours of sysstat history the C(cpu) check averages (time-weighted, C(100 - %idle - %iowait) of C(sadf -j <file> -- -u))
+        over the daily data files of that period in O(sysstat_dir); the peak is the busiest collection interval.
+      - Without sysstat data in that period (sysstat not installed, collection disabled, a host younger than one collection
+        interval), the check is judged on the sample of O(cpu_sample_seconds), its message starts the explanation with
+        C(no sysstat data) and the module returns a warning saying so.
+      - V(0) judges the sample without reading sysstat's data (for quick pre-checks). At most 168 (7 days, Debian's sysstat C(HISTORY)).
+      - In a container sysstat's data is host-wide (C(sadc) reads C(/proc/stat), which is the host's unless lxcfs replaces it), so the
+        container's own cgroup sample is judged and the host-wide average is only reported, see RV(health.cpu).
+    type: float
+    default: 24
+  sysstat_dir:
+    description:
+      - Directory of sysstat's daily data files (C(saDD) or C(saYYYYMMDD)).
+      - When not set, C(/var/log/sysstat) (Debian) or C(/var/log/sa) (Red Hat), whichever exists.
+    type: path
   check_updates:
     description:
       - Whether to look for pending package updates with C(apt-get -s -o Debug::NoLocking=1 dist-upgrade).
@@ -158,6 +178,8 @@ notes:
     C(listening:<port>) (V(service_down)), C(disk:<mount>), C(inodes:<mount>), C(memory), C(cpu) (all V(resource_exhaustion)),
     C(updates) (O(security_updates_status) when security updates are pending), C(reboot_required) (V(warning) when
     C(/run/reboot-required) exists) and C(clock_sync) (V(warning) when not synchronised or the offset is too large)."
+  - C(cpu) judges the average the readiness document names (CPU < 70 % average) from sysstat's history, see O(cpu_average_hours);
+    the role M(dealerscope.ops.baseline) installs sysstat and enables its collection.
   - A fact that cannot be measured is V(critical) for disk, memory and CPU, and a V(warning) for the clock.
   - C(updates) is V(ok) with a message saying so on hosts without C(apt-get). An upgrade is a security update when its
     origin mentions C(-security) or C(Debian-Security).
@@ -166,7 +188,8 @@ notes:
     and may have no reachable server; the check then is a V(warning) that says so.
   - In a container, CPU utilisation is the container's own (from its cgroup), because C(/proc/stat) and C(/proc/loadavg)
     are host-wide there (without lxcfs) and would count the other containers; the load average stays host-wide and the
-    load per CPU divides it by the CPUs this process may run on.
+    load per CPU divides it by the CPUs this process may run on. For the same reason sysstat's history, which C(sadc)
+    takes from C(/proc/stat), is judged in a container only when lxcfs provides the container's own C(/proc/stat).
   - Listening sockets are read from C(/proc/net/tcp) and C(/proc/net/tcp6) of the module's network namespace.
 seealso:
   - module: dealerscope.ops.sshd_access_check
@@ -265,14 +288,43 @@ health:
         percent: 19.8
     cpu:
       description:
-        - CPU utilisation over the sample, without the module's own CPU time (and its commands').
-        - C(percent) is what check C(cpu) compares. In a container (C(/run/.containerenv) or C(/.dockerenv) exists) it is
-          the container's cgroup CPU time in percent of the CPUs it may use (C(container_cpus), the usable CPUs or its
-          CFS quota, whichever is lower) and C(scope) is V(container); otherwise, and when the cgroup cannot be read,
-          the host-wide C(/proc/stat) figure (C(host_percent)) and C(scope) is V(host).
+        - C(percent) is what check C(cpu) compares, C(basis) says what it is - V(average) (sysstat's average over
+          C(history.hours)) or V(sample) (the sample of O(cpu_sample_seconds), C(sample_percent)).
+        - The sample is taken without the module's own CPU time (and its commands'). In a container (C(/run/.containerenv) or
+          C(/.dockerenv) exists) it is the container's cgroup CPU time in percent of the CPUs it may use (C(container_cpus),
+          the usable CPUs or its CFS quota, whichever is lower) and C(scope) is V(container); otherwise, and when the cgroup
+          cannot be read, the host-wide C(/proc/stat) figure (C(host_percent)) and C(scope) is V(host).
+        - C(history) is what sysstat recorded in the last C(hours) - time-weighted C(avg_percent), C(peak_percent) of the
+          busiest interval (C(peak_interval_seconds) long, ending at C(peak_at)), C(covered_seconds) of data in C(samples)
+          records from C(first) to C(last), the C(files) read, its C(scope) (V(host), or V(container) under lxcfs) and the
+          C(error) that left it (partly) empty; C(disabled) when O(cpu_average_hours=0).
       type: dict
-      sample: {percent: 3.2, scope: container, host_percent: 41.7, container_percent: 3.2, container_cpus: 2, cpus: 2,
-               sample_seconds: 0.51, own_cpu_seconds: 0.12}
+      sample:
+        percent: 3.2
+        basis: sample
+        scope: container
+        sample_percent: 3.2
+        host_percent: 41.7
+        container_percent: 3.2
+        container_cpus: 2
+        cpus: 2
+        sample_seconds: 0.51
+        own_cpu_seconds: 0.12
+        history:
+          source: sysstat
+          hours: 24
+          avg_percent: 38.4
+          peak_percent: 91.2
+          peak_at: "2026-11-27T03:10:00Z"
+          peak_interval_seconds: 600
+          covered_seconds: 86400
+          samples: 144
+          first: "2026-11-26T05:40:00Z"
+          last: "2026-11-27T05:40:00Z"
+          scope: host
+          files: [/var/log/sysstat/sa26, /var/log/sysstat/sa27]
+          error: null
+          disabled: false
     loadavg:
       description: The 1, 5 and 15 minute load averages.
       type: list
@@ -353,13 +405,17 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.host_health import
     CONTAINER_MARKERS,
     DEFAULT_EXCLUDE_FSTYPES,
     SHOW_PROPERTIES,
+    SYSSTAT_DIRS,
     cgroup_cpu_percent,
     cgroup_cpu_quota,
     cgroup_cpu_usage_seconds,
     cgroup_memory_limit,
     chronyd_options,
     clock_state,
+    cpu_basis,
+    cpu_history,
     cpu_percent,
+    history_is_judged,
     listening_ports,
     match_show_blocks,
     memory_usage,
@@ -372,9 +428,12 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.host_health import
     parse_proc_mounts,
     parse_proc_net_tcp,
     parse_proc_stat_cpu,
+    parse_sadf_cpu,
     parse_systemctl_show,
+    proc_stat_is_virtual,
     select_mounts,
     statvfs_usage,
+    sysstat_files,
     unit_memory,
     unit_state,
     evaluate,
@@ -403,6 +462,10 @@ def fs_stat(path):
 
 def path_exists(path):
     return os.path.exists(path)
+
+
+def wall_clock():
+    return time.time()
 
 
 def own_cpu_seconds():
@@ -465,6 +528,47 @@ def gather_failed_units(module):
     if rc != 0 and not out.strip():
         return None
     return parse_failed_units(out)
+
+
+def gather_cpu_history(module, params, now):
+    """sysstat's CPU history of the last ``cpu_average_hours`` (see ``cpu_history``), with what was read and what failed."""
+    hours = params['cpu_average_hours']
+    result = {'source': 'sysstat', 'hours': hours, 'avg_percent': None, 'peak_percent': None, 'peak_at': None,
+              'peak_interval_seconds': None, 'covered_seconds': 0, 'samples': 0, 'first': None, 'last': None,
+              'scope': None, 'files': [], 'error': None, 'disabled': not hours}
+    if not hours:
+        return result
+    sadf = module.get_bin_path('sadf')
+    if not sadf:
+        result['error'] = 'sadf not found, sysstat is not installed'
+        return result
+    directories = [params['sysstat_dir']] if params['sysstat_dir'] else [path for path in SYSSTAT_DIRS if path_exists(path)]
+    if not directories:
+        result['error'] = 'no sysstat data directory (%s)' % ', '.join(SYSSTAT_DIRS)
+        return result
+    result['files'] = sysstat_files(directories[0], now, hours, exists=path_exists)
+    if not result['files']:
+        result['error'] = 'no sysstat data file of the last %g h in %s' % (hours, directories[0])
+        return result
+    records = []
+    errors = []
+    for path in result['files']:
+        rc, out, err = module.run_command([sadf, '-j', path, '--', '-u'], environ_update=C_ENV)
+        if rc != 0:
+            errors.append('sadf -j %s failed (rc=%s): %s' % (path, rc, one_line(err or out)))
+            continue
+        try:
+            records.extend(parse_sadf_cpu(out))
+        except ValueError as exc:
+            errors.append('sadf -j %s: %s' % (path, exc))
+    summary = cpu_history(records, now, hours)
+    if summary:
+        result.update(summary)
+    elif not errors:
+        errors.append('no CPU record of the last %g h in %s (collection not enabled, or younger than one interval)'
+                      % (hours, ', '.join(result['files'])))
+    result['error'] = '; '.join(errors) or None
+    return result
 
 
 def gather_mounts(params):
@@ -551,6 +655,8 @@ def main():
             cpu_sample_seconds=dict(type='float', default=0.5),
             cpu_limit_percent=dict(type='int', default=70),
             cpu_crit_percent=dict(type='int', default=90),
+            cpu_average_hours=dict(type='float', default=24.0),
+            sysstat_dir=dict(type='path'),
             check_updates=dict(type='bool', default=True),
             security_updates_status=dict(type='str', default='warning', choices=['warning', 'critical']),
             clock_max_offset_ms=dict(type='int', default=100),
@@ -564,6 +670,8 @@ def main():
         module.fail_json(msg='invalid options: %s' % '; '.join(problems))
     if params['cpu_sample_seconds'] <= 0 or params['cpu_sample_seconds'] > 60:
         module.fail_json(msg='cpu_sample_seconds must be greater than 0 and at most 60, got %s' % params['cpu_sample_seconds'])
+    if params['cpu_average_hours'] < 0 or params['cpu_average_hours'] > 168:
+        module.fail_json(msg='cpu_average_hours must be between 0 (sample only) and 168, got %s' % params['cpu_average_hours'])
 
     # The CPU sample runs while everything else is gathered; the module's own CPU time is subtracted.
     in_container = any(path_exists(marker) for marker in CONTAINER_MARKERS)
@@ -584,6 +692,7 @@ def main():
         'reboot_required': gather_reboot(),
         'clock': gather_clock(module),
     }
+    history = gather_cpu_history(module, params, wall_clock())
 
     remaining = params['cpu_sample_seconds'] - (time.monotonic() - sample_start)
     if remaining > 0:
@@ -598,15 +707,24 @@ def main():
     host_percent = cpu_percent(cpu_first, cpu_second, own_jiffies=int(own * clock_ticks))
     container_cpus = min(cpus, quota) if quota else cpus
     container_percent = cgroup_cpu_percent(cgroup_first, cgroup_second, elapsed, container_cpus, own_seconds=own)
+    sample_percent = container_percent if container_percent is not None else host_percent
+    virtual_proc_stat = in_container and proc_stat_is_virtual(parse_mountinfo(read_text('/proc/self/mountinfo')))
+    basis, history['scope'] = cpu_basis(history, container_percent, in_container, virtual_proc_stat)
+    if history['avg_percent'] is None and not history['disabled'] and history_is_judged(in_container, virtual_proc_stat, container_percent):
+        module.warn('host_health: no sysstat data (%s): CPU judged on a %g s sample, not on the %g h average'
+                    % (history['error'], params['cpu_sample_seconds'], params['cpu_average_hours']))
     health['cpu'] = {
-        'percent': container_percent if container_percent is not None else host_percent,
-        'scope': 'container' if container_percent is not None else 'host',
+        'percent': history['avg_percent'] if basis == 'average' else sample_percent,
+        'basis': basis,
+        'scope': history['scope'] if basis == 'average' else ('container' if container_percent is not None else 'host'),
+        'sample_percent': sample_percent,
         'host_percent': host_percent,
         'container_percent': container_percent,
         'container_cpus': round(container_cpus, 2) if in_container else None,
         'cpus': cpus,
         'sample_seconds': round(elapsed, 3),
         'own_cpu_seconds': round(own, 3),
+        'history': history,
     }
     health['loadavg'] = parse_loadavg(read_text('/proc/loadavg'))
 

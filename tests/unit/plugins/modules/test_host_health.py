@@ -4,8 +4,11 @@
 
 from __future__ import annotations
 
+import calendar
 import collections
+import json
 import os
+import time
 from unittest import mock
 
 import pytest
@@ -92,6 +95,11 @@ class Harness:
             'timedatectl': (0, 'yes\n', ''),
         }
         self.commands = []
+        self.sadf = {}  # data file -> (rc, stdout, stderr) of sadf -j
+        self.warnings = []
+        self.now = calendar.timegm(time.strptime('2026-11-27 06:00:00', '%Y-%m-%d %H:%M:%S'))
+        monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda module, warning: self.warnings.append(warning))
+        monkeypatch.setattr(host_health, 'wall_clock', lambda: self.now, raising=False)
         monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
         monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
         monkeypatch.setattr(basic.AnsibleModule, 'run_command', self.run_command)
@@ -119,6 +127,8 @@ class Harness:
     def run_command(self, args, **kwargs):  # pylint: disable=unused-argument
         self.commands.append(list(args))
         name = os.path.basename(args[0])
+        if name == 'sadf':
+            return self.sadf.get(args[2], (2, '', 'Cannot open %s: No such file or directory\n' % args[2]))
         key = args[1] if name == 'systemctl' else name
         return self.outputs[key]
 
@@ -343,3 +353,160 @@ def test_real_host_smoke():
     assert 'memory' in names and 'cpu' in names and any(name.startswith('disk:') for name in names)
     assert result['health']['memory']['total_bytes'] > 0
     assert 0.0 <= result['health']['cpu']['percent'] <= 100.0
+
+
+# --------------------------------------------------------------------------- CPU average from sysstat
+
+SADF_FIXTURES = os.path.join(os.path.dirname(__file__), '..', 'module_utils', 'fixtures', 'sadf')
+
+
+def sadf_day(end, busy, interval=600, count=144):
+    """sadf -j output (the shape of sysstat 12.6's, see the fixtures) of ``count`` records ending at ``end``."""
+    with open(os.path.join(SADF_FIXTURES, 'debian12_sadc_1_3.json')) as handle:
+        data = json.load(handle)
+    template = data['sysstat']['hosts'][0]['statistics'][0]
+    statistics = []
+    for index in range(count):
+        stamp = end - (count - 1 - index) * interval
+        entry = json.loads(json.dumps(template))
+        entry['timestamp'].update(date=time.strftime('%Y-%m-%d', time.gmtime(stamp)), time=time.strftime('%H:%M:%S', time.gmtime(stamp)),
+                                  interval=interval)
+        entry['cpu-load'][0].update(user=busy, system=0.0, iowait=0.0, idle=round(100.0 - busy, 2))
+        statistics.append(entry)
+    data['sysstat']['hosts'][0]['statistics'] = statistics
+    return json.dumps(data)
+
+
+def with_sysstat(harness, busy_today, busy_yesterday=None):
+    """Today's and yesterday's data files in /var/log/sysstat (both saDD names, as sadc writes them)."""
+    harness.exists.add('/var/log/sysstat')
+    today = time.strftime('%d', time.localtime(harness.now))
+    yesterday = time.strftime('%d', time.localtime(harness.now - 86400))
+    start_of_today = harness.now - harness.now % 86400
+    harness.exists.update({'/var/log/sysstat/sa' + today, '/var/log/sysstat/sa' + yesterday})
+    # the records of today up to now, and the whole of yesterday
+    harness.sadf['/var/log/sysstat/sa' + today] = (0, sadf_day(harness.now, busy_today, count=int((harness.now - start_of_today) // 600)), '')
+    harness.sadf['/var/log/sysstat/sa' + yesterday] = (0, sadf_day(start_of_today, busy_yesterday if busy_yesterday is not None else busy_today), '')
+
+
+def test_cpu_is_judged_on_the_sysstat_average_not_the_sample(harness):
+    # the sample is 95 % busy (a burst), the last 24 h averaged 20 %: the readiness limit is about the average
+    harness.stat_samples = ['cpu  0 0 0 1000 0 0 0 0 0 0\n', 'cpu  950 0 0 1050 0 0 0 0 0 0\n']
+    with_sysstat(harness, busy_today=20.0)
+    failed, result = harness.run()
+    assert not failed
+    check = by_name(result)['cpu']
+    assert check['status'] == 'ok' and check['value'] == 20.0
+    assert check['message'].startswith('CPU utilisation (24 h average, sysstat) is 20 %')
+    cpu = result['health']['cpu']
+    assert cpu['basis'] == 'average' and cpu['percent'] == 20.0 and cpu['sample_percent'] > 70.0
+    assert cpu['history']['covered_seconds'] == 86400 and cpu['history']['samples'] == 144
+    assert harness.warnings == []
+    sadf_calls = [c for c in harness.commands if c[0].endswith('sadf')]
+    assert sadf_calls and all(c[1] == '-j' and c[3:] == ['--', '-u'] for c in sadf_calls)
+
+
+def test_cpu_average_over_the_limit_warns_although_the_sample_is_idle(harness):
+    harness.stat_samples = ['cpu  0 0 0 1000 0 0 0 0 0 0\n', 'cpu  0 0 0 2000 0 0 0 0 0 0\n']
+    with_sysstat(harness, busy_today=40.0, busy_yesterday=90.0)
+    failed, result = harness.run()
+    assert not failed
+    check = by_name(result)['cpu']
+    # 6 h today at 40 %, 18 h of yesterday (the part within the last 24 h) at 90 %
+    assert check['value'] == 77.5 and check['status'] == 'warning' and check['alert'] == 'resource_exhaustion'
+    assert 'peak 90.0 %' in check['message'] and check['details']['peak_percent'] == 90.0
+
+
+def test_no_sysstat_data_falls_back_to_the_sample_and_says_so(harness):
+    failed, result = harness.run()
+    assert not failed
+    check = by_name(result)['cpu']
+    assert result['health']['cpu']['basis'] == 'sample' and check['value'] == result['health']['cpu']['sample_percent']
+    assert 'no sysstat data: judged on a 0.01 s sample (no sysstat data directory (/var/log/sysstat, /var/log/sa))' in check['message']
+    assert len(harness.warnings) == 1 and harness.warnings[0].startswith('host_health: no sysstat data')
+    assert 'judged on a 0.01 s sample, not on the 24 h average' in harness.warnings[0]
+
+
+def test_sysstat_not_installed_or_not_collecting(harness):
+    harness.missing_bins.add('sadf')
+    failed, result = harness.run()
+    assert not failed and 'sadf not found, sysstat is not installed' in by_name(result)['cpu']['message']
+    harness.missing_bins.discard('sadf')
+    harness.exists.add('/var/log/sysstat')
+    today = '/var/log/sysstat/sa' + time.strftime('%d', time.localtime(harness.now))
+    harness.exists.add(today)
+    with open(os.path.join(SADF_FIXTURES, 'debian12_boot_only.json')) as handle:
+        harness.sadf[today] = (0, handle.read(), '')
+    harness.stat_samples = ['cpu  100 0 100 800 0 0 0 0 0 0\n', 'cpu  150 0 150 900 0 0 0 0 0 0\n']
+    failed, result = harness.run()
+    assert not failed
+    message = by_name(result)['cpu']['message']
+    assert 'no sysstat data: judged on a 0.01 s sample (no CPU record of the last 24 h in %s' % today in message
+
+
+def test_unreadable_sysstat_file_is_named(harness):
+    harness.exists.add('/var/log/sysstat')
+    today = '/var/log/sysstat/sa' + time.strftime('%d', time.localtime(harness.now))
+    harness.exists.add(today)
+    harness.sadf[today] = (2, '', 'Invalid system activity file: %s\n' % today)
+    failed, result = harness.run()
+    assert not failed
+    assert 'sadf -j %s failed (rc=2): Invalid system activity file' % today in by_name(result)['cpu']['message']
+    assert result['health']['cpu']['basis'] == 'sample' and len(harness.warnings) == 1
+
+
+def test_container_is_judged_on_its_cgroup_and_reports_the_host_wide_average(harness, monkeypatch):
+    harness.exists.add('/run/.containerenv')
+    usage = [100.0, 100.0]
+    monkeypatch.setattr(host_health, 'cgroup_cpu_usage_seconds', lambda: usage.pop(0))
+    monkeypatch.setattr(host_health, 'cgroup_cpu_quota', lambda: None)
+    with_sysstat(harness, busy_today=95.0)
+    failed, result = harness.run()
+    assert not failed
+    cpu = result['health']['cpu']
+    assert cpu['basis'] == 'sample' and cpu['scope'] == 'container' and cpu['percent'] == 0.0
+    assert cpu['history']['avg_percent'] == 95.0 and cpu['history']['scope'] == 'host'
+    check = by_name(result)['cpu']
+    assert check['status'] == 'ok' and "sysstat's 24 h average (95.0 %, peak 95.0 %)" in check['message']
+    assert harness.warnings == []  # by design, not for want of data
+
+
+def test_container_with_lxcfs_is_judged_on_the_average(harness, monkeypatch):
+    harness.exists.add('/run/.containerenv')
+    harness.files['/proc/self/mountinfo'] = MOUNTINFO + '160 123 0:70 /proc/stat /proc/stat rw,nosuid - fuse.lxcfs lxcfs rw\n'
+    usage = [100.0, 100.0]
+    monkeypatch.setattr(host_health, 'cgroup_cpu_usage_seconds', lambda: usage.pop(0))
+    monkeypatch.setattr(host_health, 'cgroup_cpu_quota', lambda: None)
+    with_sysstat(harness, busy_today=80.0)
+    failed, result = harness.run()
+    assert not failed
+    cpu = result['health']['cpu']
+    assert cpu['basis'] == 'average' and cpu['scope'] == 'container' and cpu['percent'] == 80.0
+    assert by_name(result)['cpu']['status'] == 'warning'
+    assert 'CPU utilisation of the container (24 h average, sysstat) is 80 %' in by_name(result)['cpu']['message']
+
+
+def test_cpu_average_hours_zero_reads_no_history(harness):
+    with_sysstat(harness, busy_today=95.0)
+    failed, result = harness.run(cpu_average_hours=0)
+    assert not failed
+    assert not any(c[0].endswith('sadf') for c in harness.commands)
+    assert result['health']['cpu']['basis'] == 'sample' and harness.warnings == []
+    assert 'judged on a 0.01 s sample (cpu_average_hours=0)' in by_name(result)['cpu']['message']
+
+
+@pytest.mark.parametrize('hours', [-1, 169])
+def test_invalid_cpu_average_hours(harness, hours):
+    failed, result = harness.run(cpu_average_hours=hours)
+    assert failed and 'cpu_average_hours must be between 0 (sample only) and 168' in result['msg']
+
+
+def test_sysstat_dir_option(harness):
+    harness.exists.add('/srv/sa')
+    today = time.strftime('%d', time.localtime(harness.now))
+    harness.exists.add('/srv/sa/sa' + today)
+    harness.sadf['/srv/sa/sa' + today] = (0, sadf_day(harness.now, 30.0, count=6), '')
+    failed, result = harness.run(sysstat_dir='/srv/sa')
+    assert not failed
+    assert result['health']['cpu']['history']['files'] == ['/srv/sa/sa' + today]
+    assert by_name(result)['cpu']['value'] == 30.0 and '1 h of data in the last 24 h' in by_name(result)['cpu']['message']
