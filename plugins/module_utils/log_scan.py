@@ -31,6 +31,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 
 from ansible_collections.dealerscope.ops.plugins.module_utils.ops_files import atomic_write_text
 from ansible_collections.dealerscope.ops.plugins.module_utils.ops_checks import make_check, threshold_check
@@ -773,30 +774,78 @@ def pii_check(pii):
 # Streaming a command (journalctl) with a bound on the lines consumed
 # --------------------------------------------------------------------------
 
+#: The end of a command's stderr that is kept (for the error message); the rest is read and dropped.
+STDERR_KEEP_BYTES = 64 * 1024
+
+
+def _drain(stream, sink, keep=STDERR_KEEP_BYTES):
+    """Read ``stream`` to its end, keeping its last ``keep`` bytes; append them to ``sink`` (run in a thread)."""
+    tail = b''
+    dropped = False
+    try:
+        while True:
+            chunk = stream.read1(65536)
+            if not chunk:
+                break
+            tail += chunk
+            if len(tail) > keep:
+                tail = tail[-keep:]
+                dropped = True
+    except (OSError, ValueError):  # closed under us when the process was stopped
+        pass
+    if dropped and b'\n' in tail:
+        tail = tail[tail.index(b'\n') + 1:]  # the first line was cut: keep whole lines only
+    sink.append(tail)
+
+
 def stream_command(cmd, on_line, max_lines):
     """Run ``cmd`` and call ``on_line(text)`` for each stdout line, at most ``max_lines`` times.
 
     When the bound is reached the process is terminated. Returns ``(rc, stderr, truncated)``;
     ``rc`` is None when the process was stopped because of the bound.
+
+    stderr is drained by a thread while stdout is read: a command that writes more than a pipe holds
+    (64 KiB) to stderr, as journalctl does with one warning per damaged journal file, must not block
+    while its stdout is waited for. Only the last STDERR_KEEP_BYTES of stderr are returned.
     """
     env = dict(os.environ, LANG='C', LC_ALL='C', SYSTEMD_PAGER='', PAGER='cat')
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env) as proc:
+        err_tail = []
+        drainer = threading.Thread(target=_drain, args=(proc.stderr, err_tail), name='stderr-drain', daemon=True)
+        drainer.start()
         count = 0
         truncated = False
-        for raw in proc.stdout:
-            if count >= max_lines:
-                truncated = True
-                break
-            count += 1
-            on_line(raw.decode('utf-8', errors='replace'))
+        try:
+            for raw in proc.stdout:
+                if count >= max_lines:
+                    truncated = True
+                    break
+                count += 1
+                on_line(raw.decode('utf-8', errors='replace'))
+        except BaseException:
+            _stop(proc, kill=True)
+            drainer.join(5)
+            raise
         if truncated:
-            proc.terminate()
-            proc.stdout.close()
-            proc.communicate()
-            return None, '', True
-        err = proc.stderr.read().decode('utf-8', errors='replace')
+            _stop(proc)
         rc = proc.wait()
-    return rc, err, False
+        drainer.join(5)
+    err = (err_tail[0] if err_tail else b'').decode('utf-8', errors='replace')
+    return (None, err, True) if truncated else (rc, err, False)
+
+
+def _stop(proc, kill=False):
+    """Stop ``proc`` (SIGTERM, or SIGKILL; SIGKILL anyway after 5 s) and reap it."""
+    if kill:
+        proc.kill()
+    else:
+        proc.terminate()
+    proc.stdout.close()  # a process ignoring SIGTERM then gets SIGPIPE/EPIPE on its next write
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 # --------------------------------------------------------------------------

@@ -8,11 +8,13 @@ import json
 import os
 import stat
 import sys
+import threading
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ansible_collections.dealerscope.ops.plugins.module_utils import log_scan
 from ansible_collections.dealerscope.ops.plugins.module_utils.log_scan import (
     JOURNAL_IDENTIFIERS,
     AccessLogCounter,
@@ -590,6 +592,75 @@ def test_stream_command_failure(tmp_path):
     script = _script(tmp_path, 'import sys\nsys.stderr.write("Failed to seek to cursor\\n")\nsys.exit(1)\n')
     rc, err, truncated = stream_command([script], lambda text: None, 10)
     assert rc == 1 and 'Failed to seek' in err and not truncated
+
+
+# A command that fills its stderr pipe (> 64 KiB) before it writes stdout, as journalctl does with a warning per
+# damaged journal file. SIGALRM ends it after 20 s, so that a reader that deadlocks cannot hang the test run.
+NOISY = r"""
+import signal, sys
+signal.alarm(20)
+line = "Journal file /var/log/journal/x/system@0001.journal~ is truncated, ignoring file.\n"
+for _ in range(%(stderr_bytes)d // len(line) + 1):
+    sys.stderr.write(line)
+sys.stderr.write("%(last)s\n")
+sys.stderr.flush()
+for i in range(%(lines)d):
+    sys.stdout.write('{"__CURSOR": "s=x;i=%%x", "MESSAGE": "m%%d"}\n' %% (i, i))
+sys.exit(%(rc)d)
+"""
+
+
+def _in_thread(function, timeout):
+    """``function()``'s result, or a failure when it has not returned after ``timeout`` seconds (a deadlock)."""
+    outcome = []
+
+    def target():
+        try:
+            outcome.append(('return', function()))
+        except BaseException as exc:  # pylint: disable=broad-except
+            outcome.append(('raise', exc))
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), 'still blocked after %.0f s: stdout is read while stderr fills its pipe (deadlock)' % timeout
+    kind, value = outcome[0]
+    if kind == 'raise':
+        raise value
+    return value
+
+
+@pytest.mark.parametrize('stderr_bytes', [200 * 1024, 2 * 1024 * 1024])
+def test_stream_command_drains_a_full_stderr_pipe(tmp_path, stderr_bytes):
+    script = _script(tmp_path, NOISY % dict(stderr_bytes=stderr_bytes, last='the last warning', lines=50, rc=0))
+    seen = []
+    rc, err, truncated = _in_thread(lambda: stream_command([script], seen.append, 1000), timeout=10)
+    assert rc == 0 and not truncated
+    assert len(seen) == 50 and seen[0] == '{"__CURSOR": "s=x;i=0", "MESSAGE": "m0"}\n'
+    assert err.endswith('the last warning\n')
+    assert len(err.encode()) <= log_scan.STDERR_KEEP_BYTES  # only the end is kept
+    assert err.startswith('Journal file ')  # whole lines only
+
+
+def test_stream_command_full_stderr_pipe_with_failure_and_bound(tmp_path):
+    script = _script(tmp_path, NOISY % dict(stderr_bytes=200 * 1024, last='Failed to seek to cursor: Invalid argument', lines=0, rc=1))
+    rc, err, truncated = _in_thread(lambda: stream_command([script], lambda text: None, 10), timeout=10)
+    assert rc == 1 and not truncated
+    assert err.splitlines()[-1] == 'Failed to seek to cursor: Invalid argument'
+    script = _script(tmp_path, NOISY % dict(stderr_bytes=200 * 1024, last='x', lines=100000, rc=0))
+    seen = []
+    rc, _err, truncated = _in_thread(lambda: stream_command([script], seen.append, 5), timeout=10)
+    assert rc is None and truncated and len(seen) == 5
+
+
+def test_stream_command_stops_the_process_when_on_line_raises(tmp_path):
+    script = _script(tmp_path, NOISY % dict(stderr_bytes=200 * 1024, last='x', lines=100000, rc=0))
+
+    def boom(text):
+        raise RuntimeError('a bug in the scanner')
+
+    with pytest.raises(RuntimeError, match='a bug in the scanner'):
+        _in_thread(lambda: stream_command([script], boom, 1000), timeout=10)
 
 
 def test_read_file_increment_inode_reuse_is_a_new_file(tmp_path):

@@ -9,6 +9,7 @@ import os
 import stat
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -165,6 +166,34 @@ def test_first_run_counts_and_writes_the_cursor(harness):
     call = harness.journalctl_calls()[0]
     assert call[:3] == ['-o', 'json', '--no-pager'] and any(a.startswith('--since=@') for a in call)
     assert ['-t', 'sshd'] == call[call.index('-t'):call.index('-t') + 2] and 'sshd-session' in call and 'sudo' in call
+
+
+# Prepended to FAKE_JOURNALCTL: 200 KiB of warnings on stderr before any entry on stdout (journalctl prints one per
+# damaged journal file), more than a pipe holds. SIGALRM ends the fake after 20 s so that a deadlock cannot hang the run.
+NOISY_STDERR = r"""
+import signal, sys
+signal.alarm(20)
+for _ in range(2600):
+    sys.stderr.write("Journal file /var/log/journal/x/system@0001.journal~ is truncated, ignoring file.\n")
+sys.stderr.flush()
+"""
+
+
+def test_journalctl_filling_its_stderr_pipe_does_not_hang_the_module(harness):
+    with open(harness.journalctl, 'w') as handle:
+        handle.write('#!%s\n%s%s' % (sys.executable, NOISY_STDERR, FAKE_JOURNALCTL))
+    failed_logins(harness, 3)
+    harness.request(200)
+    outcome = []
+    thread = threading.Thread(target=lambda: outcome.append(harness.run()), daemon=True)
+    thread.start()
+    thread.join(15)
+    assert not thread.is_alive(), 'log_scan still blocked after 15 s: journalctl stdout read while its stderr pipe is full'
+    failed, result = outcome[0]
+    assert not failed
+    assert result['counts']['journal_entries'] == 6 and result['counts']['ssh_failures'] == 3
+    assert not any('journal could not be read' in check['message'] for check in result['checks'])
+    assert checks_by_name(result)['ssh_auth_failures']['value'] == 3
 
 
 def test_second_run_counts_nothing_new(harness):
