@@ -1,0 +1,536 @@
+"""Boolean options given as strings - the way cron, AWX surveys and shells pass them (`-e key=false`) -
+mean what the operator typed, for every boolean option of every role entry point.
+
+Role argument validation checks that "false" is a valid boolean but does not convert it, and the
+string "false" is true in Jinja. So every boolean option is listed from the roles' argument specs
+(a new one is covered automatically) and each needs a behaviour case here that runs the real role
+code with the string "true" and with the string "false" and checks what the role did:
+
+* baseline: the role's own task files on the controller in --check --diff (nothing is written), the
+  rendered sshd drop-in and sudoers file and the chrony tasks chosen;
+* daily: the daily playbook against the controller itself (connection local) probing a local HTTPS
+  server with a self-signed certificate; the report says what was checked;
+* patching: the patch playbook against a closed-port inventory (preflight, plan and the report run
+  on the controller; hosts are unreachable), and the rollout entry point on the controller after a
+  plan that found nothing to upgrade.
+
+An option whose behaviour can only be seen on a lab host is listed in LAB_ONLY with what the lead
+must run; for it this file checks only the wiring (every use is `| bool` into a module option
+declared type bool). No podman, no lab host.
+"""
+import http.server
+import json
+import os
+import pathlib
+import re
+import ssl
+import subprocess
+import threading
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = ROOT / ".venv" / "bin"
+ROLES = ("baseline", "daily", "patching")
+VALUES = ("true", "false")
+FREEZE = {"patching_freeze": [{"start": "2000-01-01", "end": "2999-12-31", "reason": "string-boolean test freeze"}]}
+REASON = "string-boolean test override"
+
+# Options of type raw that take true/false besides other values; they get behaviour cases too.
+BOOLISH = {"baseline_timesync_clock_control": "baseline", "patching_canary": "patching"}
+
+# Options whose effect needs a real upgrade on a lab host. What the lead must run is in the report of
+# this change; here only the wiring is checked (test_lab_only_options_reach_a_bool_module_option).
+LAB_ONLY = {
+    "patching_restart_services": (
+        "apt_patch restarts services only after a real upgrade replaced files they use: run the patching scenario's rollout "
+        "with -e patching_restart_services=false and check the report lists the service under restart_pending, not restarted"),
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The options
+
+
+def argument_specs(role):
+    return yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+
+
+def boolean_options():
+    """(role, entry point, option) for every option of type bool; an entry point without options takes main's."""
+    found = []
+    for role in ROLES:
+        specs = argument_specs(role)
+        for entry, spec in sorted(specs.items()):
+            options = spec.get("options", specs["main"].get("options", {})) if entry != "main" else spec.get("options", {})
+            found += [(role, entry, name) for name, option in sorted(options.items()) if option.get("type") == "bool"]
+    return found
+
+
+CONDITIONAL_KEYS = ("when", "that", "failed_when", "changed_when", "until")
+JINJA = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
+STRING_LITERAL = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def _expressions_in(value, key=None):
+    if isinstance(value, dict):
+        for child_key, child in value.items():
+            yield from _expressions_in(child, child_key)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _expressions_in(child, key)
+    elif isinstance(value, str):
+        if key in CONDITIONAL_KEYS:
+            yield value
+        for match in JINJA.finditer(value):
+            yield match.group(1) or match.group(2)
+
+
+def jinja_expressions(path):
+    """Every Jinja expression of a role file (YAML: conditionals and templated strings; templates: their tags),
+    string literals blanked so a message that names an option is not a use of it."""
+    text = path.read_text()
+    if path.suffix == ".j2":
+        raw = [m.group(1) or m.group(2) for m in JINJA.finditer(text)]
+    else:
+        raw = list(_expressions_in(yaml.safe_load(text)))
+    return [STRING_LITERAL.sub("''", expression) for expression in raw]
+
+
+def role_files(role):
+    base = ROOT / "roles" / role
+    return sorted(p for sub in ("tasks", "templates", "vars", "handlers") for p in (base / sub).glob("*") if p.is_file())
+
+
+def uses(role, option):
+    """{file relative to the repo: [expressions using the option]} in the role and the playbooks."""
+    pattern = re.compile(r"(?<![\w.])%s\b" % re.escape(option))
+    found = {}
+    for path in role_files(role) + sorted((ROOT / "playbooks").glob("*.yml")):
+        hits = [e for e in jinja_expressions(path) if pattern.search(e)]
+        if hits:
+            found[str(path.relative_to(ROOT))] = hits
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------
+# Running the real role code
+
+
+def playbook(argv, inventory, extra, check=False, timeout=180):
+    """ansible-playbook with the repo's ansible.cfg and the JSON callback; extra: `key=value` strings (as cron passes
+    them) or dicts (JSON). Returns (rc, parsed output, stderr)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+               ANSIBLE_FORCE_COLOR="0", NO_COLOR="1")
+    command = [str(BIN / "ansible-playbook"), "-i", str(inventory), argv]
+    for item in extra:
+        command += ["-e", item if isinstance(item, str) else json.dumps(item)]
+    if check:
+        command += ["--check", "--diff"]
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    try:
+        data = json.loads(proc.stdout)
+    except ValueError:
+        data = {"plays": [], "stats": {}, "unparsed": proc.stdout}
+    return Run(proc.returncode, data, proc.stderr)
+
+
+class Run(object):
+    def __init__(self, rc, data, stderr):
+        self.rc, self.data, self.stderr = rc, data, stderr
+
+    def results(self, name=None):
+        """Every host result (loop items too) of tasks whose name contains `name`."""
+        for play in self.data.get("plays", []):
+            for task in play["tasks"]:
+                if name is None or name in task["task"]["name"]:
+                    for result in task["hosts"].values():
+                        yield result
+                        yield from result.get("results", []) if isinstance(result.get("results"), list) else []
+
+    def task(self, name):
+        found = list(self.results(name))
+        assert found, "no task named like %r ran:\n%s" % (name, self.text()[-3000:])
+        return found[0]
+
+    def fact(self, name):
+        values = [r["ansible_facts"][name] for r in self.results() if name in r.get("ansible_facts", {})]
+        return values[-1] if values else None
+
+    def contacted(self):
+        return any(r.get("unreachable") for r in self.results())
+
+    def text(self):
+        return json.dumps(self.data.get("plays", []))[-20000:] + self.data.get("unparsed", "") + self.stderr
+
+    def messages(self):
+        return " | ".join(str(r.get("msg", "")) for r in self.results() if r.get("failed")) + self.stderr
+
+
+def rendered(run, task_name):
+    diff = run.task(task_name).get("diff")
+    diffs = diff if isinstance(diff, list) else [diff]
+    return "".join(d.get("after", "") for d in diffs if isinstance(d, dict) and isinstance(d.get("after"), str))
+
+
+def lines(text):
+    return [line.strip() for line in text.splitlines()]
+
+
+class Runs(object):
+    """Each scenario runs once per value; every check of that scenario reads the same run."""
+
+    def __init__(self, tmp, tls_url):
+        self.tmp, self.tls_url, self.cache = tmp, tls_url, {}
+        python = str(BIN / "python")
+        self.local = tmp / "local.yml"
+        self.local.write_text(yaml.safe_dump({"all": {"children": {"dealerscope": {"hosts": {
+            "localhost": {"ansible_connection": "local", "ansible_python_interpreter": python}}}}}}))
+        # ghost1 carries the mark a failed run leaves (setup reads it from /etc/ansible/facts.d on a real host).
+        self.ghosts = tmp / "ghosts.yml"
+        ghost = {"ansible_host": "127.0.0.1", "ansible_port": 1, "ansible_user": "root"}
+        self.ghosts.write_text(yaml.safe_dump({"all": {"children": {"dealerscope": {"children": {"app": {"hosts": {
+            "ghost1": dict(ghost, ansible_local={"dealerscope_patching": {"status": "failed", "phase": "postcheck"}}),
+            "ghost2": dict(ghost)}}}}}}}))
+        self.baseline_play = tmp / "baseline.yml"
+        self.baseline_play.write_text(BASELINE_PLAY)
+        self.rollout_play = tmp / "rollout.yml"
+        self.rollout_play.write_text(ROLLOUT_PLAY)
+
+    def once(self, key, start):
+        if key not in self.cache:
+            self.cache[key] = start()
+        return self.cache[key]
+
+    def report(self, run_dir, runbook):
+        path = run_dir / runbook / "latest" / "report.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def baseline(self, value):
+        """The baseline role's own task files on the controller, --check --diff, every switch given as this string."""
+        extra = ["baseline_ssh_x11_forwarding=%s" % value, "baseline_ops_user_sudo_nopasswd=%s" % value,
+                 "baseline_timesync_clock_control=%s" % value, {"baseline_ssh_extra_settings": {"AllowTcpForwarding": value == "true"}}]
+        return self.once(("baseline", value), lambda: playbook(str(self.baseline_play), self.local, extra, check=True))
+
+    def daily(self, value):
+        def start():
+            report_dir = self.tmp / ("daily-" + value)
+            extra = [{"daily_report_dir": str(report_dir), "daily_fail_on": "never", "daily_expected_services": {}, "daily_expected_ports": {},
+                      "daily_memory_services": {}, "daily_endpoints": [{"name": "tls", "url": self.tls_url, "p95_ms": 10000}],
+                      "daily_probe_count": 2, "daily_probe_concurrency": 1, "daily_log_state_file": str(report_dir / "cursor.json"),
+                      "daily_access_logs": [], "daily_notify_channels": [], "daily_notify_state_dir": str(report_dir / "notify")},
+                     "daily_check_updates=%s" % value, "daily_validate_certs=%s" % value]
+            run = playbook("dealerscope.ops.daily", self.local, extra)
+            run.report = self.report(report_dir, "daily")
+            return run
+        return self.once(("daily", value), start)
+
+    def patch(self, name, *extra):
+        """The patch playbook against the closed-port inventory; a fresh report directory per run."""
+        def start():
+            report_dir = self.tmp / ("patch-" + re.sub(r"\W+", "-", name))
+            base = {"patching_report_dir": str(report_dir), "patching_lb_backend": "none", "patching_pools": []}
+            run = playbook("dealerscope.ops.patch", self.ghosts, [base] + list(extra))
+            run.report = self.report(report_dir, "patch")
+            return run
+        return self.once(("patch", name), start)
+
+    def rollout(self, value):
+        """The rollout entry point on the controller inside a change freeze, after a plan that found nothing to upgrade."""
+        extra = [{"patching_lb_backend": "none", "patching_lb_hosts": ["localhost"], "patching_pools": []}, FREEZE,
+                 "patching_override_window=%s" % value]
+        return self.once(("rollout", value), lambda: playbook(str(self.rollout_play), self.local, extra))
+
+
+BASELINE_PLAY = """
+- name: The baseline role's task files (no packages, no logging), --check --diff on the controller
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Preflight
+      ansible.builtin.include_role: {name: dealerscope.ops.baseline, tasks_from: preflight}
+    # The controller may have no chrony and no systemd: only which chrony tasks run is looked at.
+    - name: Timesync
+      ansible.builtin.include_role: {name: dealerscope.ops.baseline, tasks_from: timesync, apply: {ignore_errors: true}}
+    - name: Ops user
+      ansible.builtin.include_role: {name: dealerscope.ops.baseline, tasks_from: ops_user}
+    - name: SSH
+      ansible.builtin.include_role: {name: dealerscope.ops.baseline, tasks_from: ssh}
+    - name: End before the handlers (they would restart chrony on the controller)
+      ansible.builtin.meta: end_play
+"""
+
+ROLLOUT_PLAY = """
+- name: Rollout entry point after a plan that found nothing to upgrade
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: The run as preflight and plan leave it
+      ansible.builtin.set_fact:
+        __patching_run: {started_at: "2026-01-01T00:00:00Z", targets: [localhost], plan_only: false, refusals: [], batches: [[localhost]]}
+        __patching_plan: {to_upgrade: [], reboot_required: false}
+    - name: Rollout
+      ansible.builtin.include_role: {name: dealerscope.ops.patching, tasks_from: rollout}
+
+- name: What the rollout decided
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Halt record
+      ansible.builtin.set_fact:
+        halt_record: "{{ hostvars['localhost']['__patching_halt'] | default(None) }}"
+"""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Behaviour cases: option -> (the role files whose uses the case exercises, check(value, runs))
+
+BEHAVIOUR = {}
+
+
+def behaviour(option, *files):
+    def register(check):
+        BEHAVIOUR[option] = (set(files), check)
+        return check
+    return register
+
+
+@behaviour("baseline_ssh_x11_forwarding", "roles/baseline/templates/sshd_dropin.conf.j2")
+def _x11_forwarding(value, runs):
+    run = runs.baseline(value)
+    dropin = rendered(run, "SSH drop-in is written")
+    assert ("X11Forwarding %s" % ("yes" if value == "true" else "no")) in lines(dropin), dropin
+    assert ("X11Forwarding %s" % ("no" if value == "true" else "yes")) not in lines(dropin), dropin
+
+
+@behaviour("baseline_ssh_extra_settings (boolean values)", "roles/baseline/templates/sshd_dropin.conf.j2")
+def _extra_settings(value, runs):
+    dropin = rendered(runs.baseline(value), "SSH drop-in is written")
+    assert ("AllowTcpForwarding %s" % ("yes" if value == "true" else "no")) in lines(dropin), dropin
+
+
+@behaviour("baseline_ops_user_sudo_nopasswd", "roles/baseline/templates/sudoers.j2")
+def _sudo_nopasswd(value, runs):
+    sudoers = rendered(runs.baseline(value), "Ops account may use sudo")
+    expected = "ops ALL=(ALL:ALL) NOPASSWD: ALL" if value == "true" else "ops ALL=(ALL:ALL) ALL"
+    assert expected in lines(sudoers), sudoers
+
+
+@behaviour("baseline_timesync_clock_control", "roles/baseline/tasks/preflight.yml")
+def _clock_control(value, runs):
+    run = runs.baseline(value)
+    assert run.fact("__baseline_clock_control") is (value == "true"), run.text()[-3000:]
+    without = run.task("Chrony runs without clock control")
+    steering = run.task("Chrony override is absent where chronyd steers the clock")
+    assert bool(without.get("skipped")) is (value == "true"), without
+    assert bool(steering.get("skipped")) is (value == "false"), steering
+
+
+@behaviour("daily_check_updates", "roles/daily/tasks/collect.yml")
+def _check_updates(value, runs):
+    run = runs.daily(value)
+    assert run.report, run.text()[-3000:]
+    names = [check["name"] for check in run.report["hosts"]["localhost"]["checks"]]
+    assert ("updates" in names) is (value == "true"), names
+
+
+@behaviour("daily_validate_certs", "roles/daily/tasks/collect.yml")
+def _validate_certs(value, runs):
+    run = runs.daily(value)
+    assert run.report, run.text()[-3000:]
+    service = [row for name, row in run.report["hosts"].items() if name.startswith("service via")]
+    assert service, run.report["hosts"].keys()
+    error_rate = [c for c in service[0]["checks"] if c["name"] == "tls:error_rate"][0]
+    if value == "true":  # the self-signed certificate is refused
+        assert error_rate["status"] == "critical" and "certificate" in error_rate["message"], error_rate
+    else:
+        assert error_rate["status"] == "ok", error_rate
+
+
+@behaviour("patching_plan_only", "roles/patching/tasks/preflight.yml")
+def _plan_only(value, runs):
+    run = runs.patch("plan-only-" + value, FREEZE, "patching_plan_only=%s" % value)
+    if value == "true":  # planning is allowed inside a freeze, and the run is a plan
+        assert "refused, nothing was changed" not in run.messages(), run.messages()
+        assert run.fact("__patching_run")["plan_only"] is True, run.fact("__patching_run")
+        assert run.contacted() and run.report["meta"]["kind"] == "plan", run.text()[-3000:]
+    else:  # a real run inside a freeze is refused before any host is contacted
+        assert run.rc != 0 and "refused, nothing was changed" in run.messages(), run.messages()
+        assert not run.contacted()
+
+
+@behaviour("patching_override_window", "roles/patching/tasks/preflight.yml", "roles/patching/tasks/rollout.yml",
+           "roles/patching/tasks/report.yml")
+def _override_window(value, runs):
+    override = "patching_override_window=%s" % value
+    frozen = runs.patch("override-freeze-" + value, FREEZE, override, {"patching_override_reason": REASON})
+    free = runs.patch("override-free-" + value, override, {"patching_override_reason": REASON})
+    no_reason = runs.patch("override-no-reason-" + value, override)
+    halt = runs.rollout(value).fact("halt_record")
+    if value == "true":
+        assert "refused, nothing was changed" not in frozen.messages() and frozen.contacted(), frozen.messages()
+        assert frozen.report["meta"]["override_reason"] == REASON, frozen.report["meta"]
+        assert free.report["meta"]["override_reason"] == REASON, free.report["meta"]
+        assert no_reason.rc != 0 and "patching_override_reason is ''" in no_reason.messages() and not no_reason.contacted()
+        assert halt is None, halt  # preflight's override holds for every batch
+    else:
+        assert frozen.rc != 0 and "refused, nothing was changed" in frozen.messages() and not frozen.contacted(), frozen.messages()
+        assert free.report["meta"]["override_reason"] == "", free.report["meta"]  # no override: no override reason in the report
+        assert "patching_override_reason" not in no_reason.messages() and no_reason.contacted(), no_reason.messages()
+        assert halt and halt["phase"] == "window" and "string-boolean test freeze" in halt["reason"], halt
+
+
+@behaviour("patching_retry_failed", "roles/patching/tasks/plan.yml")
+def _retry_failed(value, runs):
+    run = runs.patch("retry-" + value, "patching_retry_failed=%s" % value)
+    assert run.report, run.text()[-3000:]
+    marked = [r for r in run.report["meta"]["refusals"] if r.startswith("ghost1: left drained and marked failed")]
+    assert bool(marked) is (value == "false"), run.report["meta"]["refusals"]
+
+
+@behaviour("patching_canary", "roles/patching/tasks/preflight.yml")
+def _canary(value, runs):
+    run = runs.patch("canary-" + value, {"patching_serial": 2}, "patching_canary=%s" % value)
+    assert run.report, run.text()[-3000:]
+    meta = run.report["meta"]
+    if value == "true":
+        assert meta["canary"] == "ghost1" and meta["batches"] == [["ghost1"], ["ghost2"]], meta
+    else:
+        assert meta["canary"] is None and meta["batches"] == [["ghost1", "ghost2"]], meta
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fixtures
+
+
+@pytest.fixture(scope="module")
+def tls_url(tmp_path_factory):
+    """An HTTPS server on loopback with a self-signed certificate."""
+    tmp = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp / "key.pem"), "-out", str(tmp / "cert.pem"),
+                    "-days", "30", "-subj", "/CN=localhost"], check=True, capture_output=True)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802  pylint: disable=invalid-name
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):  # pylint: disable=arguments-differ
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(tmp / "cert.pem"), str(tmp / "key.pem"))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "https://127.0.0.1:%d/" % server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tls_url):
+    return Runs(tmp_path_factory.mktemp("string-booleans"), tls_url)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tests
+
+
+def test_every_boolean_option_has_a_behaviour_case():
+    """A boolean option (or a raw option that takes true/false) without a behaviour case fails here, and so does a
+    role file using it that no case exercises."""
+    options = {(role, name) for role, _entry, name in boolean_options()} | {(role, name) for name, role in BOOLISH.items()}
+    assert len(options) >= 10, options
+    problems = []
+    for role, name in sorted(options):
+        if name in LAB_ONLY:
+            continue
+        if name not in BEHAVIOUR:
+            problems.append("%s: no behaviour case" % name)
+            continue
+        unexercised = set(uses(role, name)) - BEHAVIOUR[name][0]
+        if unexercised:
+            problems.append("%s: used in %s, which no behaviour case exercises" % (name, sorted(unexercised)))
+    assert not problems, "\n".join(problems)
+
+
+def test_every_entry_point_has_its_boolean_options():
+    """Entry points that declare no options take main's (patching's preflight/plan/rollout/report): the list of
+    (role, entry point, option) covers each of them."""
+    entries = {(role, entry) for role, entry, _name in boolean_options()}
+    assert {("patching", e) for e in ("main", "preflight", "plan", "rollout", "report")} <= entries, entries
+    assert {("baseline", "main"), ("daily", "main")} <= entries, entries
+
+
+@pytest.mark.parametrize("role,name", sorted({(role, name) for role, _entry, name in boolean_options()}))
+def test_every_boolean_use_goes_through_bool(role, name):
+    """Static guard: in tasks, templates, vars and playbooks a boolean option is only read as `x | bool`
+    (or spelled out with `| string | lower in [...]`)."""
+    bad = []
+    pattern = re.compile(r"(?<![\w.])%s\b(?!\s*\|\s*bool\b)(?!\s*\|\s*string\s*\|\s*lower\s+in\b)" % re.escape(name))
+    for path, expressions in uses(role, name).items():
+        bad += ["%s: {{ %s }}" % (path, e.strip()) for e in expressions if pattern.search(e)]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("name", sorted(LAB_ONLY))
+def test_lab_only_options_reach_a_bool_module_option(name):
+    """Wiring only (the behaviour needs a lab host, see LAB_ONLY): the option is passed as `"{{ x | bool }}"` to a
+    module option declared type bool."""
+    role = [r for r, _e, n in boolean_options() if n == name][0]
+    found = 0
+    for path in role_files(role):
+        if path.suffix == ".j2":
+            continue
+        for task in _tasks(yaml.safe_load(path.read_text()) or []):
+            for module, args in task.items():
+                if not isinstance(args, dict) or not module.startswith("dealerscope.ops."):
+                    continue
+                for param, value in args.items():
+                    if isinstance(value, str) and re.search(r"\b%s\b" % name, value):
+                        assert re.fullmatch(r"\{\{\s*%s\s*\|\s*bool\s*\}\}" % name, value), (path, module, param, value)
+                        assert _module_option_type(module.split(".")[-1], param) == "bool", (module, param)
+                        found += 1
+    assert found, "%s is not passed to any module" % name
+
+
+def _tasks(items):
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict):
+            yield item
+            for key in ("block", "rescue", "always"):
+                yield from _tasks(item.get(key))
+
+
+def _module_option_type(module, param):
+    source = (ROOT / "plugins" / "modules" / (module + ".py")).read_text()
+    documentation = re.search(r"DOCUMENTATION\s*=\s*r?'''(.*?)'''", source, re.S) or re.search(r'DOCUMENTATION\s*=\s*r?"""(.*?)"""', source, re.S)
+    return yaml.safe_load(documentation.group(1))["options"][param].get("type")
+
+
+@pytest.mark.parametrize("value", VALUES)
+@pytest.mark.parametrize("option", sorted(BEHAVIOUR))
+def test_string_boolean_behaviour(option, value, runs):
+    """`-e option=<value>` as a string: the role does what the value says."""
+    BEHAVIOUR[option][1](value, runs)
+
+
+@pytest.mark.parametrize("role,name", sorted({(role, name) for role, _entry, name in boolean_options()}))
+def test_a_switch_that_is_not_a_boolean_is_refused(role, name, runs):
+    """`-e option=maybe` is refused naming the option (role argument validation for baseline and daily, the patching
+    preflight for the patch playbook, whose entry points do not type-check) - never read as false."""
+    if role == "patching":
+        run = runs.patch("maybe-" + name, "%s=maybe" % name)
+    elif role == "daily":
+        run = playbook("dealerscope.ops.daily", runs.local, ["%s=maybe" % name, {"daily_report_dir": str(runs.tmp / "daily-maybe")}])
+    else:
+        play = runs.tmp / "baseline-main.yml"
+        play.write_text("- name: Baseline main entry point\n  hosts: localhost\n  gather_facts: false\n  roles: [dealerscope.ops.baseline]\n")
+        run = playbook(str(play), runs.local, ["%s=maybe" % name], check=True)
+    assert run.rc != 0 and name in run.messages(), run.messages()[-2000:]
+    assert not any(r.get("changed") for r in run.results()), "something ran after the bad switch"
