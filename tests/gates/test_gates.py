@@ -2,6 +2,7 @@
 argument specs that match defaults, and a changelog fragment for the change."""
 import os
 import pathlib
+import re
 import subprocess
 
 import yaml
@@ -54,6 +55,116 @@ def test_changelog_fragments_are_valid():
     result = _run(["antsibull-changelog", "lint"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert list((ROOT / "changelogs" / "fragments").glob("*.yml")), "no changelog fragment"
+
+
+# Changelog coverage: since the last release, every change to a role, plugin or playbook is named by a fragment
+# added or edited no earlier than the change (antsibull-changelog's convention "<name> - ..."; changes users do not
+# see go under `trivial:`). A module_utils file is named by itself or by any plugin (or module_utils) that imports it.
+VERSION_TAG = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+$")
+
+
+def _git(repo, *argv):
+    result = subprocess.run(["git", "-C", str(repo), *argv], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, "git %s: %s" % (" ".join(argv), result.stderr)
+    return result.stdout
+
+
+def _changelog_area(path):
+    """The name a fragment must mention for a change to `path`, or None when the path needs no fragment."""
+    match = (re.match(r"roles/([^/]+)/", path) or re.match(r"plugins/[a-z_]+/([A-Za-z0-9_]+)\.py$", path)
+             or re.match(r"playbooks/([^/]+)\.ya?ml$", path))
+    return match.group(1) if match and match.group(1) != "__init__" else None
+
+
+def _last_release(repo):
+    """The newest version tag reachable from HEAD; else the last commit that recorded a release in changelog.yaml; else None."""
+    tags = [t for t in _git(repo, "tag", "--merged", "HEAD", "--sort=-creatordate").split() if VERSION_TAG.match(t)]
+    if tags:
+        return _git(repo, "rev-list", "-n", "1", tags[0]).strip()
+    changelog = pathlib.Path(repo) / "changelogs" / "changelog.yaml"
+    if changelog.exists() and (yaml.safe_load(changelog.read_text()) or {}).get("releases"):
+        return _git(repo, "log", "-1", "--format=%H", "--", "changelogs/changelog.yaml").strip() or None
+    return None
+
+
+def uncovered_changes(repo):
+    """[(area, where, subject)] for changes since the last release that no later-or-same fragment names. The working
+    tree (modified and untracked files) counts as the newest change."""
+    repo = pathlib.Path(repo)
+    base = _last_release(repo)
+    span = ["%s..HEAD" % base] if base else ["HEAD"]
+    commits = _git(repo, "rev-list", "--reverse", "--topo-order", *span).split()
+    order = {sha: i for i, sha in enumerate(commits)}
+    now = len(commits)
+    latest = {}  # area -> (order, where, subject)
+    fragment_order = {}
+    sha = subject = None
+    for line in _git(repo, "log", "--reverse", "--topo-order", "--format=@%H %s", "--name-only", *span).splitlines():
+        if line.startswith("@"):
+            sha, _, subject = line[1:].partition(" ")
+        elif line.startswith("changelogs/fragments/"):
+            fragment_order[line] = max(fragment_order.get(line, -1), order[sha])
+        elif _changelog_area(line) and sha in order:
+            area = _changelog_area(line)
+            if order[sha] >= latest.get(area, (-1,))[0]:
+                latest[area] = (order[sha], sha[:10], subject)
+    for line in _git(repo, "status", "--porcelain", "--untracked-files=all").splitlines():
+        path = line[3:].split(" -> ")[-1].strip('"')
+        if path.startswith("changelogs/fragments/"):
+            fragment_order[path] = now
+        elif _changelog_area(path):
+            latest[_changelog_area(path)] = (now, "working tree", path)
+    fragments = [(fragment_order.get(str(p.relative_to(repo)), -1), p.read_text())
+                 for p in sorted((repo / "changelogs" / "fragments").glob("*.y*ml"))]
+    plugin_sources = {p.stem: p.read_text() for p in (repo / "plugins").glob("*/*.py")}
+    problems = []
+    for area, (when, where, subject) in sorted(latest.items()):
+        names = [area] + [name for name, source in plugin_sources.items()
+                          if name != area and re.search(r"module_utils(\.|\s+import\s+(\w+\s*,\s*)*)%s\b" % re.escape(area), source)]
+        mention = re.compile(r"(?<![\w.-])(%s)(?![\w-])" % "|".join(re.escape(n) for n in names))
+        if not any(order_ >= when and mention.search(text) for order_, text in fragments):
+            problems.append((area, where, subject))
+    return problems
+
+
+def test_every_change_since_the_last_release_has_a_changelog_fragment():
+    assert _git(ROOT, "rev-parse", "--is-shallow-repository").strip() == "false", \
+        "the changelog gate needs the git history since the last release: git fetch --unshallow"
+    problems = uncovered_changes(ROOT)
+    assert not problems, "changes without a changelog fragment naming them (add one under changelogs/fragments/, " \
+        "'trivial:' for changes users do not see):\n" + "\n".join("  %s - changed in %s (%s)" % p for p in problems)
+
+
+def test_changelog_gate_catches_a_change_without_a_fragment(tmp_path):
+    """The gate itself: a change after the last fragment naming it is reported until a fragment names it again;
+    a release tag starts over."""
+    repo = tmp_path / "repo"
+    (repo / "changelogs" / "fragments").mkdir(parents=True)
+    (repo / "roles" / "web" / "tasks").mkdir(parents=True)
+    (repo / "plugins" / "modules").mkdir(parents=True)
+    (repo / "plugins" / "module_utils").mkdir(parents=True)
+
+    def commit(message, files):
+        for name, text in files.items():
+            (repo / name).write_text(text)
+        _git(repo, "add", "-A")
+        _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", message)
+
+    _git(repo, "init", "-q")
+    commit("web role and probe module", {"roles/web/tasks/main.yml": "---\n", "plugins/modules/probe.py": "from x.module_utils import net\n",
+                                         "plugins/module_utils/net.py": "#\n",
+                                         "changelogs/fragments/1.yml": "minor_changes:\n  - web - new role.\n  - probe - new module.\n"})
+    assert uncovered_changes(repo) == []
+    commit("probe fix", {"plugins/modules/probe.py": "from x.module_utils import net\n# fix\n"})
+    assert [p[0] for p in uncovered_changes(repo)] == ["probe"]
+    commit("net fix", {"plugins/module_utils/net.py": "# fix\n", "changelogs/fragments/2.yml": "bugfixes:\n  - probe - fixed.\n"})
+    assert uncovered_changes(repo) == []  # the module_utils change is named through the module that imports it
+    (repo / "roles" / "web" / "tasks" / "main.yml").write_text("---\n# edited\n")
+    assert uncovered_changes(repo) == [("web", "working tree", "roles/web/tasks/main.yml")]
+    commit("web edit", {})
+    assert [p[0] for p in uncovered_changes(repo)] == ["web"]
+    _git(repo, "tag", "1.0.0")
+    assert uncovered_changes(repo) == []
 
 
 def test_role_readmes_are_generated_from_argument_specs():
