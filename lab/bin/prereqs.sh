@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Make sure the Debian packages the lab and the test suite need are present.
+# Make sure the Debian packages the lab and the test suite need (lab/prereqs.txt) are present.
 # As root, missing ones are installed; otherwise one line names what to install.
 set -euo pipefail
-need=(podman runc netavark aardvark-dns debootstrap openssh-client python3-venv rsync git make curl shellcheck haproxy nginx)
+list="$(cd "$(dirname "$0")/.." && pwd)/prereqs.txt"
+mapfile -t need < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$list" | grep -v '^$')
 missing=()
 for pkg in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
