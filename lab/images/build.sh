@@ -12,11 +12,12 @@ case "$release" in
   debian13) suite=trixie ;;
   *) echo "lab image: unknown Debian release '${release}' (known: debian12, debian13)" >&2; exit 2 ;;
 esac
-: "${CONTAINERS_CONF:=$here/../containers.conf}"
-export CONTAINERS_CONF
+# shellcheck source=lab/bin/podman-conf.sh
+. "$here/../bin/podman-conf.sh"
 mirror=${LAB_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+security_mirror=${LAB_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 image="localhost/dealerscope-lab:${release}"
-recipe=$( (cat "$here/build.sh" "$here/packages.txt"; echo "$suite $mirror") | sha256sum | cut -c1-16)
+recipe=$( (cat "$here/build.sh" "$here/packages.txt"; echo "$suite $mirror $security_mirror") | sha256sum | cut -c1-16)
 
 for tool in debootstrap podman; do
   command -v "$tool" >/dev/null || { echo "lab image: '$tool' is missing (apt-get install $tool)" >&2; exit 2; }
@@ -46,16 +47,20 @@ debootstrap --variant=minbase --include="$base" "$suite" "$root" "$mirror" >"$wo
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod 0755 "$root/usr/sbin/policy-rc.d"
 mount -t proc proc "$root/proc"
+# Sources as a real Debian host has them: the release, its point-release updates and its security
+# suite (lynis PKGS-7388; host_health classifies "-security" origins as security updates).
 cat >"$root/etc/apt/sources.list" <<SRC
 deb ${mirror} ${suite} main
+deb ${mirror} ${suite}-updates main
+deb ${security_mirror} ${suite}-security main
 SRC
-if [ "$suite" = bookworm ]; then
-  echo "deb ${mirror} ${suite}-updates main" >>"$root/etc/apt/sources.list"
-fi
 chroot "$root" apt-get update -qq
 # shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq --no-install-recommends $pkgs >"$work/apt.log" 2>&1 || {
   tail -n 30 "$work/apt.log" >&2; echo "lab image: package install failed" >&2; exit 1; }
+# debootstrap installs the release's original versions: bring everything to today's security level.
+DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get dist-upgrade -y -qq >>"$work/apt.log" 2>&1 || {
+  tail -n 30 "$work/apt.log" >&2; echo "lab image: upgrade failed" >&2; exit 1; }
 umount "$root/proc"
 rm -f "$root/usr/sbin/policy-rc.d"
 
