@@ -7,7 +7,8 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-all}
 work=$(mktemp -d /var/tmp/dsbench.XXXXXX)
-export CONTAINERS_CONF="$src/lab/containers.conf"
+# shellcheck source=lab/bin/podman-conf.sh
+. "$src/lab/bin/podman-conf.sh"
 trap 'cd "$src"; [ -d "$work/clone" ] && make -C "$work/clone" lab-down >/dev/null 2>&1; rm -rf "$work"' EXIT
 
 down_everywhere() {

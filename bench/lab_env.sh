@@ -3,5 +3,7 @@
 # shellcheck shell=bash
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 1
-export CONTAINERS_CONF="$root/lab/containers.conf" ANSIBLE_CONFIG="$root/ansible.cfg" PATH="$root/.venv/bin:$PATH"
+# shellcheck source=lab/bin/podman-conf.sh
+. "$root/lab/bin/podman-conf.sh"
+export ANSIBLE_CONFIG="$root/ansible.cfg" PATH="$root/.venv/bin:$PATH"
 ms() { date +%s%N | cut -c1-13; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Memory used by the running lab fleet (podman stats), per host and in total.
 set -euo pipefail
-export CONTAINERS_CONF=${CONTAINERS_CONF:-$(cd "$(dirname "$0")/.." && pwd)/lab/containers.conf}
+# shellcheck source=lab/bin/podman-conf.sh
+. "$(cd "$(dirname "$0")/.." && pwd)/lab/bin/podman-conf.sh"
 mapfile -t hosts < <(podman ps --filter label=dealerscope.lab=dslab --format '{{.Names}}')
 [ ${#hosts[@]} -gt 0 ] || { echo "no lab hosts running (make lab)" >&2; exit 1; }
 podman stats --no-stream --no-reset --format '{{.Name}} {{.MemUsage}}' "${hosts[@]}" |

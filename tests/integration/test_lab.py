@@ -5,15 +5,19 @@ import os
 import pathlib
 import ssl
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
 
 import pytest
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from helpers.lab_conf import containers_conf  # noqa: E402  pylint: disable=wrong-import-position
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
-ENV = dict(os.environ, CONTAINERS_CONF=str(ROOT / "lab" / "containers.conf"), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+ENV = dict(os.environ, CONTAINERS_CONF=containers_conf(), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
            ANSIBLE_FORCE_COLOR="0", NO_COLOR="1", PATH="%s:%s" % (BIN, os.environ.get("PATH", "")))
 LOG_DIR = ROOT / "tests" / "output" / "lab"
 

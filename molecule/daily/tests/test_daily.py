@@ -64,7 +64,7 @@ def test_api_down_is_critical_and_pages():
 def test_unreachable_host_is_a_critical_result_not_a_crash():
     import subprocess
     name = "mol-daily-db2"
-    env = dict(os.environ, CONTAINERS_CONF=str(PROJECT / "lab" / "containers.conf"))
+    env = dict(os.environ)  # CONTAINERS_CONF: the per-user lab configuration (tests/helpers/lab_conf.py)
     subprocess.run(["podman", "stop", "-t", "2", name], check=True, env=env, capture_output=True)
     try:
         result, report, base = daily()
