@@ -20,6 +20,7 @@ import concurrent.futures
 import datetime
 import http.client
 import math
+import re
 import secrets
 import ssl
 import threading
@@ -40,6 +41,7 @@ _STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, ConnectionResetError
 # in the probe and raises ProbeError, so that it is reported as a runbook error and never as the service's error rate.
 REQUEST_ERRORS = (OSError, http.client.HTTPException)
 _MAX_ERROR_SAMPLES = 3
+_URL_FORBIDDEN = re.compile('[\x00-\x20\x7f]')
 
 
 class ProbeError(Exception):
@@ -109,6 +111,8 @@ def parse_url(url, field='url'):
     target = parts.path or '/'
     if parts.query:
         target += '?' + parts.query
+    if _URL_FORBIDDEN.search(parts.hostname + target):  # http.client would refuse every request (InvalidURL)
+        raise ValueError('%s: spaces and control characters must be percent-encoded (%%20), got %r' % (field, url))
     return scheme, parts.hostname, port, target
 
 

@@ -314,6 +314,8 @@ def test_validate_defaults_and_overrides():
     (dict(endpoints=[dict(name='a', url='http://a/', headers={'X-A': 'b\r\nInjected: 1'})]), 'invalid header'),
     (dict(endpoints=[dict(name='a', url='http://a/', headers={'X-A': 'caf\u00e9 \u2713'})]), "header 'X-A' must be ASCII and its value Latin-1"),
     (dict(endpoints=[dict(name='a', url='http://a..b/')]), "endpoints[0] (a).url: invalid host name 'a..b'"),
+    (dict(endpoints=[dict(name='a', url='http://a/api/vehicles?make=Land Rover')]), 'endpoints[0] (a).url: spaces and control characters'),
+    (dict(endpoints=[dict(name='a', url='http://a/x\x7f')]), 'endpoints[0] (a).url: spaces and control characters'),
     (dict(endpoints=[dict(name='a', url='http://%s.example/' % ('x' * 64))]), 'endpoints[0] (a).url: invalid host name'),
     (dict(endpoints=[dict(name='a', url='http://a/')], count=-3), 'count must be greater than 0'),
     (dict(endpoints=[dict(name='a', url='http://a/')], concurrency=100), 'concurrency must be at most 64'),
