@@ -59,6 +59,10 @@ PAGER_SEVERITY = {'critical': 'critical', 'high': 'error', 'medium': 'warning', 
 
 SENT_FILE = 'sent.json'
 LAST_FLUSH_FILE = 'last-flush.json'
+# Immediate alerts whose delivery failed, per channel: re-sent by the next runs until delivered, even when the
+# alert is no longer raised (an event "since the last run" is raised once; its failed page must not be lost).
+RETRY_FILE = 'retry.json'
+RETRY_FIELDS = ('key', 'host', 'check', 'alert', 'status', 'message', 'severity', 'runbook', 'failed_at')
 QUEUE_FILES = {'medium': 'digest-medium.jsonl', 'low': 'digest-low.jsonl'}
 # Ledger pseudo-channels recording that a key was queued for a digest (real channel names cannot start with '@').
 QUEUE_MARKERS = {'medium': '@digest-medium', 'low': '@digest-low'}
@@ -210,7 +214,7 @@ def normalize_alerts(alerts, severity_map):
 
 
 def empty_state():
-    return {'sent': {}, 'queues': {'medium': [], 'low': []}, 'last_flush': {}}
+    return {'sent': {}, 'queues': {'medium': [], 'low': []}, 'last_flush': {}, 'retry': {}}
 
 
 def _read_json(path, default, warnings):
@@ -263,6 +267,16 @@ def load_state(state_dir, warnings=None):
             if isinstance(entry, dict) and entry.get('key'):
                 entry.setdefault('flushed_to', [])
                 state['queues'][severity].append(entry)
+    retry = _read_json(os.path.join(state_dir, RETRY_FILE), {}, warnings)
+    if isinstance(retry, dict):
+        for name, entries in retry.items():
+            if not isinstance(entries, dict):
+                continue
+            clean = dict((key, entry) for key, entry in entries.items()
+                         if isinstance(entry, dict) and entry.get('key') == key and entry.get('severity') in SEVERITIES
+                         and _number(entry.get('failed_at')))
+            if clean:
+                state['retry'][name] = clean
     return state
 
 
@@ -275,6 +289,7 @@ def save_state(state_dir, state):
     """Write every state file atomically (write to a temporary file, fsync, rename)."""
     atomic_write_text(os.path.join(state_dir, SENT_FILE), json.dumps(state['sent'], indent=1, sort_keys=True) + '\n')
     atomic_write_text(os.path.join(state_dir, LAST_FLUSH_FILE), json.dumps(state['last_flush'], indent=1, sort_keys=True) + '\n')
+    atomic_write_text(os.path.join(state_dir, RETRY_FILE), json.dumps(state.get('retry', {}), indent=1, sort_keys=True) + '\n')
     for severity, filename in QUEUE_FILES.items():
         text = ''.join(json.dumps(entry, sort_keys=True) + '\n' for entry in state['queues'][severity])
         atomic_write_text(os.path.join(state_dir, filename), text)
@@ -362,7 +377,7 @@ def _requests_for(channel, severity, alerts, runbook, report_url):
 
 
 def plan_run(alerts, channels, state, now, severity_map=None, repeat_after_hours=24, digest_daily_hours=24,
-             digest_weekly_days=7, flush='auto', status_summary='', runbook='daily', report_url=''):
+             digest_weekly_days=7, flush='auto', status_summary='', runbook='daily', report_url='', retry_max_hours=72):
     """Decide everything this run does, without any I/O.
 
     ``alerts`` and ``channels`` must already be validated (``normalize_alerts``, ``validate_channels``).
@@ -385,6 +400,20 @@ def plan_run(alerts, channels, state, now, severity_map=None, repeat_after_hours
     for alert in alerts:
         classified[alert['severity']].append(alert['key'])
 
+    # failed immediate deliveries of earlier runs: retried below until delivered (or too old, or the channel is gone)
+    retry_due, retry_dropped = {}, []
+    by_name = dict((channel['name'], channel) for channel in channels)
+    for name, entries in sorted(state.get('retry', {}).items()):
+        for key, entry in sorted(entries.items()):
+            channel = by_name.get(name)
+            if channel is None or entry['severity'] not in channel['severities'] or now - entry['failed_at'] > retry_max_hours * 3600.0:
+                retry_dropped.append({'channel': name, 'key': key, 'failed_at': entry['failed_at'],
+                                      'reason': 'channel gone or no longer takes %s' % entry['severity'] if channel is None
+                                      or entry['severity'] not in channel['severities'] else 'older than %s h' % retry_max_hours})
+            elif key not in active:  # a still-raised alert is due anyway (its failed channel has no ledger entry)
+                retry_due.setdefault(name, []).append(dict(
+                    entry, message='undelivered since %s: %s' % (_utc(entry['failed_at']), entry.get('message') or '')))
+
     # immediate deliveries: every channel listing the severity
     for channel in channels:
         for severity in SEVERITIES:
@@ -398,9 +427,11 @@ def plan_run(alerts, channels, state, now, severity_map=None, repeat_after_hours
                     suppressed.append(alert['key'])
                 else:
                     due.append(alert)
+            due.extend(entry for entry in retry_due.get(channel['name'], []) if entry['severity'] == severity)
             if due:
                 deliveries.append({'channel': channel['name'], 'kind': channel['kind'], 'type': 'immediate', 'severity': severity,
-                                   'requests': _requests_for(channel, severity, due, runbook, report_url)})
+                                   'requests': _requests_for(channel, severity, due, runbook, report_url),
+                                   'alerts': dict((alert['key'], _retry_entry(alert, runbook, now)) for alert in due)})
     for alert in alerts:
         if alert['severity'] in ('critical', 'high') and not any(alert['severity'] in c['severities'] for c in channels):
             unrouted.append(alert['key'])
@@ -459,7 +490,24 @@ def plan_run(alerts, channels, state, now, severity_map=None, repeat_after_hours
         'flush_due': flush_due,
         'team': [channel['name'] for channel in team],
         'no_team_channel': not team and any(state['queues'][sev] or queue_add[sev] for sev in DIGEST_SEVERITIES),
+        'retry_due': sorted(entry['key'] for entries in retry_due.values() for entry in entries),
+        'retry_dropped': retry_dropped,
     }
+
+
+def _utc(epoch):
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(epoch))
+
+
+def _retry_entry(alert, runbook, now):
+    """What the retry queue keeps of an alert (a retried one keeps its first failure time and original message)."""
+    entry = dict((field, alert.get(field)) for field in RETRY_FIELDS)
+    entry['runbook'] = alert.get('runbook') or runbook
+    if not _number(alert.get('failed_at')):
+        entry['failed_at'] = now
+    else:
+        entry['message'] = alert['message'].split(': ', 1)[1] if alert['message'].startswith('undelivered since ') else alert['message']
+    return entry
 
 
 def _pager_event(dedup_key, summary, severity, source):
@@ -544,6 +592,11 @@ def execute(plan, state, channels, send=None):
             new['queues'][severity].append(copy.deepcopy(entry))
             new['sent'].setdefault(entry['key'], {})[QUEUE_MARKERS[severity]] = now
 
+    new.setdefault('retry', {})
+    for dropped in plan.get('retry_dropped', []):
+        new['retry'].get(dropped['channel'], {}).pop(dropped['key'], None)
+    active = set(plan['active'])
+
     sent = []
     failed = []
     flush_ok = dict((severity, True) for severity in DIGEST_SEVERITIES)
@@ -564,8 +617,13 @@ def execute(plan, state, channels, send=None):
             ok_count += 1
             ok_keys.extend(request['keys'])
         if delivery['type'] == 'immediate':
+            retry = new['retry'].setdefault(channel['name'], {})
             for key in ok_keys:
-                new['sent'].setdefault(key, {})[channel['name']] = now
+                retry.pop(key, None)
+                if key in active:  # a retried alert that is no longer raised stays out of the dedupe ledger
+                    new['sent'].setdefault(key, {})[channel['name']] = now
+            for key in bad_keys:  # retried by the next runs, even once the alert is no longer raised
+                retry[key] = retry.get(key) or delivery['alerts'][key]
         elif delivery['type'] == 'digest':
             severity = delivery['severity']
             if errors:
@@ -595,6 +653,7 @@ def execute(plan, state, channels, send=None):
         if flush_ok[severity]:
             new['last_flush'][severity] = now
 
+    new['retry'] = dict((name, entries) for name, entries in new['retry'].items() if entries)
     queued = dict((severity, len(plan['queue_add'][severity])) for severity in DIGEST_SEVERITIES)
     result = {
         'sent': sent,
@@ -605,9 +664,15 @@ def execute(plan, state, channels, send=None):
         'unrouted': plan['unrouted'],
         'recovered': plan['recovered'],
         'classified': plan['classified'],
+        'retry': {
+            'sent': sorted(set(key for item in sent if item['type'] == 'immediate' for key in item['keys']) & set(plan.get('retry_due', []))),
+            'pending': sorted(set(key for entries in new['retry'].values() for key in entries)),
+            'dropped': plan.get('retry_dropped', []),
+        },
         # the same rule in check mode (where ``sent`` is what would be delivered): a message goes out, a digest
-        # queue changes, or recovered keys leave the ledger
-        'changed': bool(sent or any(queued.values()) or any(flushed.values()) or plan['recovered']),
+        # queue changes, recovered keys leave the ledger, or the retry queue changes
+        'changed': bool(sent or any(queued.values()) or any(flushed.values()) or plan['recovered']
+                        or new['retry'] != state.get('retry', {})),
     }
     return result, new
 
@@ -621,13 +686,16 @@ def delivery_check(result, check_mode=False):
 
     Critical when a pager channel or a critical alert was not delivered (the on-call was not paged), a warning
     for any other failed delivery (Slack, team webhook, digest, status summary; severity high). Undelivered
-    alerts are not recorded as sent, so the next run retries them.
+    immediate alerts go to the retry queue, so the next runs re-send them, even when they are no longer raised.
     """
     failed = result['failed_deliveries']
     delivered = len(result['sent'])
+    late = (result.get('retry') or {}).get('sent') or []
     if not failed:
         text = ('%d message(s) would be delivered (check mode: nothing sent)' if check_mode else '%d message(s) delivered') % delivered
-        return make_check(DELIVERY_CHECK, 'ok', 0, 0, text, details={'delivered': delivered, 'failed': []})
+        if late:
+            text += ', with %d alert(s) an earlier run could not deliver' % len(late)
+        return make_check(DELIVERY_CHECK, 'ok', 0, 0, text, details={'delivered': delivered, 'failed': [], 'delivered_late': late})
     paging = any(item['kind'] == 'pager' or item['severity'] == 'critical' for item in failed)
     retried = sorted(set(key for item in failed for key in item['keys']))
     parts = ['%s (%s %s %s%s): %s' % (item['channel'], item['kind'], item['type'], item['severity'],
@@ -642,6 +710,7 @@ def delivery_check(result, check_mode=False):
         'failed': [{'channel': item['channel'], 'kind': item['kind'], 'type': item['type'], 'severity': item['severity'],
                     'alerts': list(item['keys']), 'error': item['error']} for item in failed],
         'retried_next_run': retried,
+        'delivered_late': late,
     }
     return make_check(DELIVERY_CHECK, 'critical' if paging else 'warning', len(failed), 0, text, alert=DELIVERY_ALERT, details=details)
 

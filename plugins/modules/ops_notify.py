@@ -25,7 +25,8 @@ description:
   - Runs on the controller, once per runbook run (C(delegate_to=localhost), C(run_once=true)).
     The state (dedupe ledger, digest queues, last flush times) lives in O(state_dir).
   - A failed delivery does not fail the task (unless O(fail_on_delivery_error)); it is reported in RV(failed_deliveries)
-    and as the C(notify:delivery) check in RV(checks), and the alert is not recorded as sent, so the next run retries it.
+    and as the C(notify:delivery) check in RV(checks), and the alert is not recorded as sent but kept in the retry queue,
+    so the next runs send it again until it is delivered (see O(retry_max_hours)).
     The check is V(critical) when a pager channel or a critical alert was not delivered (alerting is not functional),
     V(warning) for any other failed delivery. Runbooks put it in their report, so the run's status reflects it.
 options:
@@ -104,8 +105,8 @@ options:
         default: false
   state_dir:
     description:
-      - Controller directory holding the state files C(sent.json), C(digest-medium.jsonl), C(digest-low.jsonl) and
-        C(last-flush.json). Created with mode C(0700) when missing. Files are written atomically.
+      - Controller directory holding the state files C(sent.json), C(digest-medium.jsonl), C(digest-low.jsonl),
+        C(last-flush.json) and C(retry.json). Created with mode C(0700) when missing. Files are written atomically.
     type: path
     required: true
   repeat_after_hours:
@@ -124,6 +125,14 @@ options:
       - Period of the V(low) summary, in days.
     type: int
     default: 7
+  retry_max_hours:
+    description:
+      - An immediate alert whose delivery to a channel failed is kept in the retry queue (C(retry.json)) and sent to that
+        channel again by the next runs until it is delivered, even when the alert is no longer raised (an event "since the
+        last run" is raised only once), with C(undelivered since <time>) in its text.
+      - It is dropped when older than this many hours, or when the channel is gone or no longer takes its severity (1 to 744).
+    type: int
+    default: 72
   flush:
     description:
       - V(auto) flushes a digest queue when its last flush is older than its period.
@@ -324,6 +333,15 @@ recovered:
   type: list
   elements: str
   sample: ["high_latency|app2|api_latency"]
+retry:
+  description:
+    - The retry queue of failed immediate deliveries.
+    - C(sent) lists the keys of alerts no longer raised that an earlier run could not deliver and this run delivered
+      (would deliver, in check mode); C(pending) the keys still waiting for a channel; C(dropped) the entries given up
+      (C(channel), C(key), C(failed_at), C(reason)).
+  returned: always
+  type: dict
+  sample: {sent: ["security_event|db2|new_accounts"], pending: [], dropped: []}
 classified:
   description: Keys of this run's alerts by severity.
   returned: always
@@ -383,6 +401,7 @@ BOUNDS = {
     'repeat_after_hours': (0, 24 * 365),
     'digest_daily_hours': (1, 24 * 7),
     'digest_weekly_days': (1, 31),
+    'retry_max_hours': (1, 24 * 31),
 }
 
 
@@ -406,6 +425,7 @@ def main():
             repeat_after_hours=dict(type='int', default=24),
             digest_daily_hours=dict(type='int', default=24),
             digest_weekly_days=dict(type='int', default=7),
+            retry_max_hours=dict(type='int', default=72),
             flush=dict(type='str', choices=['auto', 'now', 'never'], default='auto'),
             status_summary=dict(type='str', default=''),
             runbook=dict(type='str', default='daily'),
@@ -439,7 +459,10 @@ def main():
     plan = plan_run(alerts, channels, state, now, severity_map=severity_map,
                     repeat_after_hours=params['repeat_after_hours'], digest_daily_hours=params['digest_daily_hours'],
                     digest_weekly_days=params['digest_weekly_days'], flush=params['flush'],
-                    status_summary=params['status_summary'], runbook=params['runbook'], report_url=params['report_url'])
+                    status_summary=params['status_summary'], runbook=params['runbook'], report_url=params['report_url'],
+                    retry_max_hours=params['retry_max_hours'])
+    for dropped in plan['retry_dropped']:
+        warnings.append('alert %s was never delivered to %s and is no longer retried (%s)' % (dropped['key'], dropped['channel'], dropped['reason']))
     if plan['no_team_channel']:
         warnings.append('medium/low alerts are queued but no channel has team=true, so no digest can be sent')
     if plan['unrouted']:

@@ -425,6 +425,83 @@ def test_delivery_failure_is_reported_and_retried_next_run(receiver, tmp_path):
     assert len(receiver.messages('/slack')) == 1
 
 
+EVENT = alert('db2', 'new_accounts', 'security_event', 'warning', 'new user(s): mallory since the last run', severity='critical')
+
+
+def test_failed_page_for_an_event_is_retried_although_it_is_no_longer_raised(receiver, tmp_path):
+    # an event "since the last run" is raised by one run only: its failed page must not be lost with it
+    state_dir = tmp_path / 'state'
+    channels = channels_for(receiver)
+    channels[0]['url'] = 'http://127.0.0.1:%d/pager' % closed_port()
+    first = persisted_run(state_dir, [EVENT], channels, T0, fast_sender())
+    assert [f['channel'] for f in first['failed_deliveries']] == ['pager'] and first['retry']['pending'] == ['security_event|db2|new_accounts']
+    assert len(receiver.messages('/slack')) == 1  # Slack got it; only the pager is retried
+    retry = json.loads((state_dir / 'retry.json').read_text())
+    assert list(retry) == ['pager'] and retry['pager']['security_event|db2|new_accounts']['failed_at'] == T0
+
+    # next run: the event is not raised any more, the pager still does not answer - still pending, first failure kept
+    second = persisted_run(state_dir, [], channels, T0 + HOUR, fast_sender())
+    assert second['failed_deliveries'][0]['keys'] == ['security_event|db2|new_accounts']
+    assert json.loads((state_dir / 'retry.json').read_text())['pager']['security_event|db2|new_accounts']['failed_at'] == T0
+
+    channels[0]['url'] = receiver.url('/pager')  # the pager is back
+    third = persisted_run(state_dir, [], channels, T0 + 2 * HOUR, fast_sender())
+    assert third['failed_deliveries'] == [] and third['retry'] == {'sent': ['security_event|db2|new_accounts'], 'pending': [], 'dropped': []}
+    assert third['changed'] is True
+    pages = receiver.messages('/pager')
+    assert len(pages) == 1 and pages[0]['body']['dedup_key'] == 'security_event|db2|new_accounts'
+    assert pages[0]['body']['routing_key'] == 'rk-secret-1234'
+    assert pages[0]['body']['payload']['summary'].startswith(
+        '[daily] db2 new_accounts (security_event, warning): undelivered since 2023-11-14T22:13:20Z: new user')
+    assert n.delivery_check(third)['message'].endswith('delivered, with 1 alert(s) an earlier run could not deliver')
+    assert len(receiver.messages('/slack')) == 1  # not repeated where it was delivered
+    assert json.loads((state_dir / 'retry.json').read_text()) == {}
+    assert json.loads((state_dir / 'sent.json').read_text()) == {}  # a retried event is not a raised alert: no ledger entry
+    fourth = persisted_run(state_dir, [], channels, T0 + 3 * HOUR, fast_sender())
+    assert fourth['sent'] == [] and fourth['changed'] is False
+
+
+def test_still_raised_alert_is_sent_once_not_twice():
+    channels = n.validate_channels([{'name': 'pager', 'kind': 'pager', 'url': 'http://127.0.0.1:9/p', 'severities': ['critical']}])
+    state = n.empty_state()
+    state['retry'] = {'pager': {'service_down|app1|api_health': dict(key='service_down|app1|api_health', host='app1', check='api_health',
+                                                                   alert='service_down', status='critical', message='boom',
+                                                                   severity='critical', runbook='daily', failed_at=T0)}}
+    plan = n.plan_run(n.normalize_alerts(ALERTS[:1], {}), channels, state, T0 + HOUR)
+    assert [len(d['requests']) for d in plan['deliveries']] == [1] and plan['retry_due'] == []
+    calls = []
+    result, new = n.execute(plan, state, channels, lambda url, body: calls.append(body))
+    assert len(calls) == 1 and not calls[0]['payload']['summary'].startswith('[daily] app1 api_health (service_down, critical): undelivered')
+    assert new['retry'] == {} and 'pager' in new['sent']['service_down|app1|api_health']
+
+
+def test_retry_queue_drops_old_entries_and_gone_channels():
+    channels = n.validate_channels([{'name': 'pager', 'kind': 'pager', 'url': 'http://127.0.0.1:9/p', 'severities': ['critical']}])
+    entry = dict(key='k|h|c', host='h', check='c', alert='k', status='critical', message='m', severity='critical', runbook='daily', failed_at=T0)
+    state = n.empty_state()
+    state['retry'] = {'pager': {'k|h|c': entry}, 'old-slack': {'k|h|c': entry}}
+    plan = n.plan_run([], channels, state, T0 + 73 * HOUR, retry_max_hours=72)
+    assert plan['deliveries'] == []
+    assert sorted((d['channel'], d['reason']) for d in plan['retry_dropped']) == [
+        ('old-slack', 'channel gone or no longer takes critical'), ('pager', 'older than 72 h')]
+    result, new = n.execute(plan, state, channels, None)
+    assert new['retry'] == {} and result['changed'] is True and len(result['retry']['dropped']) == 2
+    plan = n.plan_run([], channels, state, T0 + 71 * HOUR, retry_max_hours=72)
+    assert plan['retry_due'] == ['k|h|c'] and [d['channel'] for d in plan['retry_dropped']] == ['old-slack']
+
+
+def test_load_state_ignores_a_damaged_retry_queue(tmp_path):
+    (tmp_path / 'retry.json').write_text(json.dumps({'pager': {'a|b|c': {'key': 'a|b|c', 'severity': 'critical', 'failed_at': T0},
+                                                               'x|y|z': {'key': 'other', 'severity': 'critical', 'failed_at': T0},
+                                                               'bad|sev|x': {'key': 'bad|sev|x', 'severity': 'p1', 'failed_at': T0}},
+                                                     'slack': 'nonsense'}))
+    assert list(n.load_state(str(tmp_path))['retry']) == ['pager']
+    assert list(n.load_state(str(tmp_path))['retry']['pager']) == ['a|b|c']
+    (tmp_path / 'retry.json').write_text('{broken')
+    warnings = []
+    assert n.load_state(str(tmp_path), warnings)['retry'] == {} and len(warnings) == 1
+
+
 def test_sender_retries_then_succeeds():
     calls = []
 
@@ -555,7 +632,7 @@ def test_save_state_is_atomic_and_private(tmp_path):
     state = n.empty_state()
     state['sent']['k|h|c'] = {'slack': T0}
     n.save_state(str(tmp_path), state)
-    assert sorted(os.listdir(tmp_path)) == ['digest-low.jsonl', 'digest-medium.jsonl', 'last-flush.json', 'sent.json']
+    assert sorted(os.listdir(tmp_path)) == ['digest-low.jsonl', 'digest-medium.jsonl', 'last-flush.json', 'retry.json', 'sent.json']
     assert os.stat(tmp_path / 'sent.json').st_mode & 0o777 == 0o600
     assert n.load_state(str(tmp_path))['sent'] == state['sent']
 

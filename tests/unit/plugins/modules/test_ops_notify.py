@@ -95,7 +95,7 @@ def test_two_runs_second_suppresses_duplicates(harness):
         ('slack', 'digest', 'medium'), ('slack', 'summary', 'info')}
     assert first['queued'] == {'medium': 1, 'low': 0} and first['flushed'] == {'medium': 1, 'low': 0}
     assert first['checks'][0]['name'] == 'notify:delivery' and first['checks'][0]['status'] == 'ok'
-    assert sorted(os.listdir(harness.state_dir)) == ['digest-low.jsonl', 'digest-medium.jsonl', 'last-flush.json', 'sent.json']
+    assert sorted(os.listdir(harness.state_dir)) == ['digest-low.jsonl', 'digest-medium.jsonl', 'last-flush.json', 'retry.json', 'sent.json']
     assert os.stat(harness.state_dir).st_mode & 0o777 == 0o700
 
     failed, second = harness.run(alerts=ALERTS, status_summary='1 critical, 2 warning')
@@ -139,6 +139,8 @@ def test_bounds_are_enforced(harness):
     assert failed and 'timeout_s must be between 1 and 60' in result['msg']
     failed, result = harness.run(retries=9)
     assert failed and 'retries' in result['msg']
+    failed, result = harness.run(retry_max_hours=0)
+    assert failed and 'retry_max_hours must be between 1 and 744' in result['msg']
 
 
 def test_delivery_failure_reported_without_url_and_optionally_fatal(harness):
