@@ -3,15 +3,23 @@
 Each fault test breaks something for real on a scenario host, runs dealerscope.ops.daily again,
 asserts on the report it wrote (and the notifications the lab receiver got), then heals the host.
 """
+import hashlib
 import json
 import os
+import re
+import socket
 import sys
 
+import yaml
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
-from helpers.runbook import PROJECT, checks_by, daily, latest_report, on, receiver_clear, receiver_messages, run_playbook  # noqa: E402
+from helpers.runbook import (  # noqa: E402
+    EPHEMERAL, PROJECT, RECEIVER, checks_by, daily, latest_report, on, receiver_clear, receiver_messages, run_playbook,
+)
 
 DAILY = "dealerscope.ops.daily"
+HOSTS = ("lb1", "app1", "app2", "db1", "db2")
+PAGER_KEY = "rk-lab-daily-0001"
 
 
 def test_healthy_fleet_is_all_ok():
@@ -28,6 +36,16 @@ def test_healthy_fleet_is_all_ok():
     assert checks_by(report, "db1")["replication_lag"]["status"] == "ok"
 
 
+def test_first_run_records_the_account_baseline_instead_of_warning():
+    # converge is the fleet's first daily run (prepare has no cursor run, --check writes no cursor): no "since",
+    # so the accounts provisioning created are the baseline, reported ok - not new_accounts warnings
+    report, base = latest_report()
+    for host in HOSTS:
+        check = checks_by(report, host)["new_accounts"]
+        assert check["status"] == "ok" and check["message"].startswith("first run: baseline of "), (host, check)
+        assert check["details"]["baseline"] > 10, check
+
+
 def test_report_validates_against_the_documented_schema():
     import jsonschema
     report, base = latest_report()
@@ -42,9 +60,110 @@ def test_module_executions_per_host_stay_within_budget():
     assert executions and max(executions.values()) <= 6, executions
 
 
-def test_check_mode_runs_clean():
+MARKER = "/run/ds-daily-check-marker"
+
+
+def host_state(host):
+    """What a daily run could change on a host: its log cursor (and anything else under /var/lib/dealerscope-ops),
+    and any file written under the usual places since the marker."""
+    return on(host, "find /var/lib/dealerscope-ops -type f -exec sha256sum {} + 2>/dev/null | sort; echo ---; "
+                    "find /etc /var/lib/dealerscope-ops /root /home /usr/local /opt -xdev -type f -newer %s 2>/dev/null "
+                    "| grep -v '^/root/.ansible/' | sort; true" % MARKER)
+
+
+def controller_state():
+    """The notification state (dedupe ledger, digest queues, retry queue) and every report file and link."""
+    state = {}
+    for base in (EPHEMERAL / "lab" / "notify", EPHEMERAL / "reports"):
+        for path in sorted(base.rglob("*")) if base.exists() else []:
+            if path.is_symlink():
+                state[str(path)] = "link:" + os.readlink(path)
+            elif path.is_file():
+                state[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return state
+
+
+def changed_hosts(output, task):
+    """Hosts a task reported changed on (`changed: [app1]`), from the playbook output."""
+    section = output.split("TASK [dealerscope.ops.daily : %s]" % task, 1)[1].split("\nTASK [", 1)[0]
+    return sorted(set(re.findall(r"^changed: \[([^\]\s]+)", section, re.M)))
+
+
+def test_check_mode_changes_nothing_anywhere():
+    for host in HOSTS:
+        on(host, "touch %s" % MARKER)
+    before = dict((host, host_state(host)) for host in HOSTS)
+    assert all("daily-log-cursor.json" in state for state in before.values()), before  # converge wrote the cursors
+    controller_before, sent_before = controller_state(), len(receiver_messages())
+    assert any(path.endswith("sent.json") for path in controller_before)
     result = run_playbook(DAILY, "--check")
     assert result.returncode == 0, result.stdout[-3000:]
+    assert dict((host, host_state(host)) for host in HOSTS) == before
+    assert controller_state() == controller_before
+    assert len(receiver_messages()) == sent_before
+    assert "(check mode: not written; retention would delete" in result.stdout
+    # check mode predicts what a real run would report: new log lines since converge (this run's own SSH
+    # sessions, its probes in the access logs) would move every cursor; the status summary would be posted
+    assert changed_hosts(result.stdout, "Logs since the previous run (cursor on the host)") == sorted(HOSTS), result.stdout[-3000:]
+    assert changed_hosts(result.stdout, "Alerts are routed and the team gets the status"), result.stdout[-3000:]
+
+
+def closed_url(path):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return "http://127.0.0.1:%d%s" % (port, path)
+
+
+def delivery_vars(pager_url):
+    """The lab's channels with the pager at `pager_url` (with its routing key), and security events paged: a
+    new account is a warning (the run stays green) that pages - so only the delivery can make the run fail."""
+    severity_map = yaml.safe_load((PROJECT / "roles" / "daily" / "defaults" / "main.yml").read_text())["daily_severity_map"]
+    severity_map["security_event"] = "critical"
+    return {
+        "daily_severity_map": severity_map,
+        "daily_notify_channels": [
+            {"name": "slack", "kind": "slack", "url": RECEIVER + "/slack", "severities": ["critical", "high"], "team": True},
+            {"name": "pager", "kind": "pager", "url": pager_url, "routing_key": PAGER_KEY, "severities": ["critical"]},
+        ],
+    }
+
+
+def test_dead_pager_fails_the_run_and_the_page_is_retried_next_run():
+    receiver_clear()
+    on("db2", "useradd --no-create-home --shell /usr/sbin/nologin dsdeliverytest")
+    try:
+        result, report, base = daily(extra_vars=delivery_vars(closed_url("/pager")))
+    finally:
+        on("db2", "userdel dsdeliverytest")
+    assert checks_by(report, "db2")["new_accounts"]["status"] == "warning"
+    assert "dsdeliverytest" in checks_by(report, "db2")["new_accounts"]["details"]["users"]
+    # the page did not go out: the report says so, critical, and that alone fails the run
+    row = report["hosts"]["alert delivery"]
+    assert row["status"] == "critical", row
+    check = row["checks"][0]
+    assert check["name"] == "notify:delivery" and check["alert"] == "notification_failure"
+    assert [f["channel"] for f in check["details"]["failed"]] == ["pager"]
+    assert check["details"]["retried_next_run"] == ["security_event|db2|new_accounts"]
+    assert [(p["host"], p["name"]) for p in report["problems"] if p["status"] == "critical"] == [("alert delivery", "notify:delivery")]
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "alert delivery failed" in result.stdout
+    messages = receiver_messages()
+    assert not [m for m in messages if m["path"] == "/pager"]
+    assert any(m["path"] == "/slack" and "db2 new_accounts" in json.dumps(m["body"]) for m in messages)  # Slack did get it
+    assert PAGER_KEY not in result.stdout and PAGER_KEY not in json.dumps(report)
+
+    # the pager is back: the next run pages, although the event (in the previous run's window) is no longer raised
+    result, report, base = daily(extra_vars=delivery_vars(RECEIVER + "/pager"))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert checks_by(report, "db2")["new_accounts"]["status"] == "ok"
+    row = report["hosts"]["alert delivery"]
+    assert row["status"] == "ok" and row["checks"][0]["details"]["delivered_late"] == ["security_event|db2|new_accounts"], row
+    pages = [m["body"] for m in receiver_messages() if m["path"] == "/pager"]
+    assert len(pages) == 1, pages
+    assert pages[0]["dedup_key"] == "security_event|db2|new_accounts" and pages[0]["routing_key"] == PAGER_KEY
+    assert "undelivered since" in pages[0]["payload"]["summary"] and "dsdeliverytest" in pages[0]["payload"]["summary"]
 
 
 def test_api_down_is_critical_and_pages():
