@@ -248,6 +248,43 @@ def _server_details(text, tokens, server):
     )
 
 
+NGINX_DEFAULT_PORT = 80
+
+
+def _port(text):
+    """A TCP port from text (1 to 65535), else None."""
+    text = str(text).strip()
+    if text.isdigit() and 0 < int(text) < 65536:
+        return int(text)
+    return None
+
+
+def nginx_address(server):
+    """``(address, port)`` of an nginx upstream ``server`` address as written: ``app1:8000`` -> ``('app1', 8000)``,
+    ``[::1]:9000`` -> ``('::1', 9000)``, ``app3`` -> ``('app3', 80)`` (nginx's default port); ``(None, None)`` for a
+    ``unix:`` socket or an address that cannot be read (no TCP address to probe)."""
+    if server.startswith('unix:') or not server:
+        return None, None
+    if server.startswith('['):
+        close = server.find(']')
+        if close < 0:
+            return None, None
+        host, rest = server[1:close], server[close + 1:]
+        if not rest:
+            return host or None, NGINX_DEFAULT_PORT
+        if not rest.startswith(':'):
+            return None, None
+        port = _port(rest[1:])
+        return (host or None, port) if port else (None, None)
+    if server.count(':') == 0:
+        return server, NGINX_DEFAULT_PORT
+    if server.count(':') > 1:
+        return None, None  # an IPv6 address without brackets is not valid in nginx
+    host, port = server.rsplit(':', 1)
+    port = _port(port)
+    return (host or None, port) if (host and port) else (None, None)
+
+
 def _member_view(details):
     if not details['down']:
         state = ENABLED
@@ -256,11 +293,14 @@ def _member_view(details):
     else:
         state = DOWN
     marker = details['marker'] if state != ENABLED else None
+    address, port = nginx_address(details['name'])
     return dict(
         name=details['name'],
         state=state,
         reason=marker['reason'] if marker else None,
         drained_at=marker['drained_at'] if marker else None,
+        address=address,
+        port=port,
     )
 
 
@@ -279,7 +319,8 @@ def _find_upstream(upstreams, pool):
 
 def nginx_members(text, pool):
     """Members of upstream ``pool`` in ``text``: a list of dicts ``name``, ``state`` (enabled, drained or down),
-    ``reason`` and ``drained_at`` (from the marker comment, None when there is none)."""
+    ``reason`` and ``drained_at`` (from the marker comment, None when there is none), ``address`` and ``port`` (where
+    the member is reached, from its server address; None for a unix socket)."""
     tokens, upstreams = parse_nginx_upstreams(text)
     block = _find_upstream(upstreams, pool)
     return [_member_view(_server_details(text, tokens, server)) for server in block.servers]
@@ -538,6 +579,15 @@ def haproxy_admin_state(admin_state):
     return ENABLED
 
 
+def haproxy_address(row):
+    """``(address, port)`` of a ``show servers state`` row: the address haproxy currently uses (``srv_addr``, after
+    DNS resolution) and ``srv_port``; None for an unresolved address (``-``) or no port (``0``: the client's port)."""
+    address = row.get('srv_addr')
+    if not address or address in ('-', '0.0.0.0', '::'):
+        address = None
+    return address, _port(row.get('srv_port', ''))
+
+
 def _int(value):
     try:
         return int(value)
@@ -569,7 +619,8 @@ class HAProxyClient(object):
 
     def members(self, pool):
         """Members of backend ``pool``: dicts ``name``, ``state``, ``reason`` (always None), ``status`` (the
-        ``show stat`` status) and ``sessions`` (current sessions plus queued requests)."""
+        ``show stat`` status), ``sessions`` (current sessions plus queued requests), ``address`` and ``port``
+        (where haproxy sends the server's requests, see haproxy_address)."""
         rows = parse_haproxy_servers_state(self._ask('show servers state %s' % pool))
         stats = parse_haproxy_stat(self._ask('show stat'))
         members = []
@@ -577,12 +628,15 @@ class HAProxyClient(object):
             if row.get('be_name') != pool:
                 continue
             stat = stats.get((pool, row['srv_name']), {})
+            address, port = haproxy_address(row)
             members.append(dict(
                 name=row['srv_name'],
                 state=haproxy_admin_state(row.get('srv_admin_state', 0)),
                 reason=None,
                 status=stat.get('status') or None,
                 sessions=_int(stat.get('scur')) + _int(stat.get('qcur')),
+                address=address,
+                port=port,
             ))
         return members
 

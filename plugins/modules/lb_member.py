@@ -190,6 +190,22 @@ EXAMPLES = r"""
     pool: dealerscope_api
   register: pool_state
   failed_when: pool_state.members | rejectattr('state', 'eq', 'enabled') | list | length > 0
+
+- name: Members of an haproxy backend
+  dealerscope.ops.lb_member:
+    backend: haproxy
+    pool: be_api
+  register: be_api
+  delegate_to: haproxy1
+  become: true
+
+- name: Probe every enabled member from the load balancer (its address and port, not its name)
+  ansible.builtin.uri:
+    url: "http://{{ ('[' ~ item.address ~ ']') if ':' in item.address else item.address }}:{{ item.port }}/healthz"
+  loop: "{{ be_api.members | selectattr('state', 'eq', 'enabled') | selectattr('address') | selectattr('port') | list }}"
+  loop_control:
+    label: "{{ item.name }}"
+  delegate_to: haproxy1
 """
 
 RETURN = r"""
@@ -240,9 +256,28 @@ members:
       type: int
       returned: when O(backend=haproxy)
       sample: 0
+    address:
+      description:
+        - Where the load balancer sends the member's requests - for nginx the host of the C(server) address as written (V(app1) for
+          V(app1:8000), V(::1) for V([::1]:9000)); for haproxy the address it currently uses (C(srv_addr) of C(show servers state),
+          after DNS resolution).
+        - V(null) for an nginx C(unix:) socket or an haproxy server whose name does not resolve.
+        - A health probe of the member from the load balancer host goes to RV(members[].address) and RV(members[].port), not to
+          RV(members[].name) (an haproxy server name is not an address).
+      type: str
+      returned: always
+      sample: app1
+    port:
+      description:
+        - The member's TCP port - for nginx from the C(server) address (80, nginx's default, when none is written); for haproxy
+          C(srv_port) of C(show servers state).
+        - V(null) when there is none (an nginx C(unix:) socket; an haproxy server without a port, which uses the client's port).
+      type: int
+      returned: always
+      sample: 8000
   sample:
-    - {"name": "app1:8000", "state": "drained", "reason": "patching app1", "drained_at": "2025-01-31T08:15:00Z"}
-    - {"name": "app2:8000", "state": "enabled", "reason": null, "drained_at": null}
+    - {"name": "app1:8000", "state": "drained", "reason": "patching app1", "drained_at": "2025-01-31T08:15:00Z", "address": "app1", "port": 8000}
+    - {"name": "app2:8000", "state": "enabled", "reason": null, "drained_at": null, "address": "app2", "port": 8000}
 drain_wait_s:
   description:
     - Seconds spent waiting for requests in flight after the drain; V(0) when there was nothing to wait for,

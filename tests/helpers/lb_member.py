@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -86,6 +87,15 @@ def get(port, path="/", timeout=25):
         return response.status, response.read().decode()
     finally:
         conn.close()
+
+
+def probe(address, port, path="/", timeout=5):
+    """GET http://<address>:<port><path> directly (no proxy), the way the patching role probes a pool member's health from
+    the load balancer host: (status, body)."""
+    host = "[%s]" % address if ":" in address else address
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open("http://%s:%d%s" % (host, port, path), timeout=timeout) as response:
+        return response.status, response.read().decode()
 
 
 def answers(port, count=20):

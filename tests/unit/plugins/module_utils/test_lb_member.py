@@ -19,9 +19,11 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.lb_member import (
     NginxConfigError,
     NginxWorker,
     PoolNotFoundError,
+    haproxy_address,
     haproxy_admin_state,
     haproxy_command,
     marker_text,
+    nginx_address,
     nginx_members,
     nginx_pending_workers,
     nginx_set_member,
@@ -66,8 +68,16 @@ LAB_APP1_DRAINED = LAB.replace(
     '    server app1:8000 max_fails=2 fail_timeout=5s down; # dealerscope.ops drained %s: patching app1\n' % STAMP)
 
 
+# Where each server address of these tests is reached (written out, not computed by the code under test).
+REACHED = {
+    'app1:8000': ('app1', 8000), 'app2:8000': ('app2', 8000), 'quoted:1': ('quoted', 1), 'manual:2': ('manual', 2),
+    'ours:3': ('ours', 3), 'bare:4': ('bare', 4), 'unix:/run/app.sock': (None, None), 'a:1': ('a', 1),
+}
+
+
 def view(name, state='enabled', reason=None, drained_at=None):
-    return dict(name=name, state=state, reason=reason, drained_at=drained_at)
+    address, port = REACHED[name]
+    return dict(name=name, state=state, reason=reason, drained_at=drained_at, address=address, port=port)
 
 
 # ---------------------------------------------------------------------------------------------------- tokenizer
@@ -132,6 +142,34 @@ def test_members_states_reasons_and_layouts():
         view('unix:/run/app.sock'),
     ]
     assert nginx_members(text, 'other') == [view('app1:8000', 'down')]
+
+
+@pytest.mark.parametrize('server, reached', [
+    ('app1:8000', ('app1', 8000)),
+    ('10.0.0.5:8080', ('10.0.0.5', 8080)),
+    ('api.example.com', ('api.example.com', 80)),  # nginx's default port
+    ('app3', ('app3', 80)),
+    ('[::1]:9000', ('::1', 9000)),
+    ('[2001:db8::5]', ('2001:db8::5', 80)),
+    ('unix:/run/app.sock', (None, None)),
+    ('app1:0', (None, None)),
+    ('app1:70000', (None, None)),
+    ('app1:', (None, None)),
+    (':8000', (None, None)),
+    ('::1:9000', (None, None)),
+    ('[::1]x', (None, None)),
+    ('[::1', (None, None)),
+    ('', (None, None)),
+])
+def test_nginx_address(server, reached):
+    assert nginx_address(server) == reached
+
+
+def test_members_say_where_they_are_reached():
+    """The health probe of a member goes to its address and port: never to the name as a URL host on port 80."""
+    text = 'upstream u {\n    server app1:8000 max_fails=2;\n    server "10.0.0.7:9001";\n    server app3 down;\n}\n'
+    assert [(m['name'], m['address'], m['port']) for m in nginx_members(text, 'u')] == [
+        ('app1:8000', 'app1', 8000), ('10.0.0.7:9001', '10.0.0.7', 9001), ('app3', 'app3', 80)]
 
 
 def test_pool_not_found_lists_upstreams():
@@ -498,6 +536,19 @@ def test_parse_haproxy_answers():
         parse_haproxy_stat('Permission denied\n')
 
 
+@pytest.mark.parametrize('row, reached', [
+    (dict(srv_addr='10.213.48.21', srv_port='8000'), ('10.213.48.21', 8000)),
+    (dict(srv_addr='::1', srv_port='9000'), ('::1', 9000)),
+    (dict(srv_addr='-', srv_port='8000'), (None, 8000)),  # name not resolved (yet)
+    (dict(srv_addr='127.0.0.1', srv_port='0'), ('127.0.0.1', None)),  # no port: the client's port
+    (dict(srv_addr='0.0.0.0', srv_port='8000'), (None, 8000)),
+    (dict(srv_addr='127.0.0.1'), ('127.0.0.1', None)),  # an haproxy too old to report srv_port
+    (dict(), (None, None)),
+])
+def test_haproxy_address(row, reached):
+    assert haproxy_address(row) == reached
+
+
 @pytest.mark.parametrize('admin, state', [
     (0, 'enabled'), (4, 'enabled'), (0x40, 'enabled'), (8, 'draining'), (0x10, 'draining'), (1, 'maint'), (5, 'maint'),
     (2, 'maint'), (0x20, 'maint'), (9, 'maint'), ('8', 'draining'),
@@ -517,9 +568,9 @@ def test_haproxy_client_members_and_commands():
     client = HAProxyClient('/nowhere', send=send)
     assert client.backends() == ['be_app', 'other']
     assert client.members('be_app') == [
-        dict(name='a', state='draining', reason=None, status='DRAIN', sessions=3),
-        dict(name='b', state='enabled', reason=None, status='UP', sessions=0),
-        dict(name='c', state='maint', reason=None, status='MAINT', sessions=0),
+        dict(name='a', state='draining', reason=None, status='DRAIN', sessions=3, address='127.0.0.1', port=18081),
+        dict(name='b', state='enabled', reason=None, status='UP', sessions=0, address='127.0.0.1', port=18082),
+        dict(name='c', state='maint', reason=None, status='MAINT', sessions=0, address='127.0.0.1', port=18083),
     ]
     client.set_state('be_app', 'a', 'maint')
     with pytest.raises(LbMemberError) as excinfo:

@@ -108,7 +108,8 @@ def test_nginx_drain_validates_reloads_and_reports(run, nginx):
     assert result['drain_wait_s'] == 0.0  # no nginx worker in the fake /proc
     [app1, app2] = result['members']
     assert app1['name'] == 'app1:8000' and app1['state'] == 'drained' and app1['reason'] == 'patching app1 kernel'
-    assert app1['drained_at'].endswith('Z') and app2 == dict(name='app2:8000', state='enabled', reason=None, drained_at=None)
+    assert app1['drained_at'].endswith('Z') and app2 == dict(name='app2:8000', state='enabled', reason=None, drained_at=None,
+                                                                   address='app2', port=8000)
     text = nginx.text()
     expected = LAB.replace('    server app1:8000 max_fails=2 fail_timeout=5s;\n',
                            DRAINED_LINE + app1['drained_at'] + ': patching app1 kernel\n')
@@ -185,7 +186,7 @@ def test_nginx_query(run, nginx):
     failed, result = run(**nginx.args())
     assert not failed and result['changed'] is False
     assert result['state'] is None and result['previous_state'] is None and result['reason'] is None
-    assert [m['name'] for m in result['members']] == ['app1:8000', 'app2:8000']
+    assert [(m['name'], m['address'], m['port']) for m in result['members']] == [('app1:8000', 'app1', 8000), ('app2:8000', 'app2', 8000)]
     failed, result = run(**nginx.args(member='app2:8000', state='query'))
     assert not failed and result['state'] == 'enabled' and result['drain_wait_s'] == 0.0
 
@@ -311,6 +312,7 @@ class FakeHAProxy(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     def __init__(self, path):
         self.servers = {'a': dict(admin=0, busy_until=0.0), 'b': dict(admin=0, busy_until=0.0), 'c': dict(admin=2, busy_until=0.0)}
         self.commands = []
+        self.unresolved = set()
         super().__init__(path, FakeHandler)
 
     def sessions(self, name):
@@ -322,8 +324,9 @@ class FakeHAProxy(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         if command == 'show backend':
             return '# name\nbe_app\nstats\n\n'
         if command == 'show servers state be_app':
-            rows = ['3 be_app %d %s 127.0.0.1 %d %d 1 1 0 1 0 2 0 0 0 0 - 800%d - 0 0 - - 0'
-                    % (i, name, 0 if srv['admin'] & 0x23 else 2, srv['admin'], i) for i, (name, srv) in enumerate(sorted(self.servers.items()))]
+            rows = ['3 be_app %d %s %s %d %d 1 1 0 1 0 2 0 0 0 0 - 800%d - 0 0 - - 0'
+                    % (i, name, '-' if name in self.unresolved else '10.0.0.1%d' % i, 0 if srv['admin'] & 0x23 else 2, srv['admin'], i)
+                    for i, (name, srv) in enumerate(sorted(self.servers.items()))]
             return '1\n%s\n%s\n\n' % (HEADER, '\n'.join(rows))
         if command.startswith('show servers state'):
             return "Can't find backend.\n\n"
@@ -385,11 +388,20 @@ def test_haproxy_query(run, haproxy):
     failed, result = run(**hargs(haproxy))
     assert not failed and result['changed'] is False and result['state'] is None
     assert result['members'] == [
-        dict(name='a', state='enabled', reason=None, status='no check', sessions=0),
-        dict(name='b', state='enabled', reason=None, status='no check', sessions=0),
-        dict(name='c', state='maint', reason=None, status='MAINT', sessions=0),
+        dict(name='a', state='enabled', reason=None, status='no check', sessions=0, address='10.0.0.10', port=8000),
+        dict(name='b', state='enabled', reason=None, status='no check', sessions=0, address='10.0.0.11', port=8001),
+        dict(name='c', state='maint', reason=None, status='MAINT', sessions=0, address='10.0.0.12', port=8002),
     ]
     assert set_commands(haproxy) == []
+
+
+def test_haproxy_members_are_reached_at_their_address_not_their_name(run, haproxy):
+    """haproxy server names (a, app1) are not addresses: the module returns srv_addr and srv_port for health probes."""
+    haproxy.unresolved.add('b')
+    failed, result = run(**hargs(haproxy, member='a'))
+    assert not failed and result['state'] == 'enabled'
+    assert [(m['name'], m['address'], m['port']) for m in result['members']] == [('a', '10.0.0.10', 8000), ('b', None, 8001),
+                                                                                ('c', '10.0.0.12', 8002)]
 
 
 def test_haproxy_drain_waits_then_sets_maint(run, haproxy):
