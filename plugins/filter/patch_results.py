@@ -18,6 +18,9 @@ description:
     C(precheck), C(restarts), C(reboot), C(pool) (time out of the load balancer pool) and C(postcheck); a host that failed gets a
     critical C(patch) check (alert V(patch_failed)); a host the rollout never reached a warning C(patch) check
     (alert V(patch_not_reached)) naming where and why the rollout stopped."
+  - "A load balancer patched while it was every one of them (C(traffic_interruption) of O(run), allowed by
+    C(patching_allow_traffic_interruption)) gets a warning C(traffic) check (alert V(traffic_interrupted)) saying traffic was
+    interrupted, and the summary says so; in a plan, the check says the run would interrupt traffic."
 options:
   _input:
     description: C(hostvars) (or any mapping of host name to its variables).
@@ -26,7 +29,8 @@ options:
   run:
     description:
       - The run's shared state set by the role's preflight (C(hostvars.localhost.__patching_run)) - C(targets), C(batches),
-        C(mode), C(reboot), C(plan_only), C(window), optional C(refusals).
+        C(mode), C(reboot), C(plan_only), C(window), optional C(refusals) and C(traffic_interruption) (the load balancers a batch
+        takes out all at once).
     type: dict
     required: true
   halt:
@@ -167,10 +171,34 @@ def rollout_checks(record):
     return checks
 
 
+def traffic_check(host, record=None, plan=False):
+    """The ``traffic`` check of a load balancer that is (or would be) patched while it is every load balancer."""
+    if plan:
+        return make_check('traffic', 'warning', None, None,
+                          'patching %s would interrupt all traffic: it is every load balancer (patching_lb_hosts) of its batch; '
+                          'a real run is refused unless patching_allow_traffic_interruption=true' % host, alert='traffic_interrupted')
+    how = []
+    if record.get('rebooted'):
+        how.append('rebooted')
+    if _get(record, 'restarted', []):
+        how.append('restarted %s' % ', '.join(record['restarted']))
+    return make_check('traffic', 'warning', None, None,
+                      'traffic was interrupted: %s is every load balancer (patching_lb_hosts) and was patched (%s) with '
+                      'patching_allow_traffic_interruption=true' % (host, '; '.join(how) or 'packages upgraded'),
+                      alert='traffic_interrupted', details={'rebooted': bool(record.get('rebooted')),
+                                                            'restarted': _get(record, 'restarted', [])})
+
+
+def _touched(record):
+    return bool(record) and (record.get('status') == 'ok' or (record.get('status') == 'failed' and record.get('phase') != 'precheck'))
+
+
 def patch_results(hostvars, run, halt=None):
     if not isinstance(run, dict) or not is_sequence(run.get('targets')):
         raise AnsibleFilterError('patch_results: run must be the role\'s __patching_run (with targets); got %r' % (type(run).__name__,))
     refusals = dict(item.split(': ', 1) for item in run.get('refusals') or [] if ': ' in item)
+    lbs_out = [str(host) for host in run.get('traffic_interruption') or []]
+    interrupted = []
     hosts, unreachable = {}, []
     counts = dict(targets=len(run['targets']), patched=0, failed=0, not_reached=0, nothing_to_do=0, packages=0, reboots=0)
     apt_seconds = 0.0
@@ -182,10 +210,15 @@ def patch_results(hostvars, run, halt=None):
             unreachable.append(host)
         checks = [plan_check(plan, refusals.get(host))] if plan else []
         if run.get('plan_only') or run.get('refusals'):
+            if host in lbs_out:
+                checks.append(traffic_check(host, plan=True))
             hosts[host] = checks
             continue
         if record:
             checks.extend(rollout_checks(record))
+            if host in lbs_out and _touched(record):
+                checks.append(traffic_check(host, record))
+                interrupted.append(host)
             status = record.get('status')
             counts['patched'] += status == 'ok'
             counts['failed'] += status == 'failed'
@@ -208,6 +241,9 @@ def patch_results(hostvars, run, halt=None):
             counts['patched'], counts['targets'], counts['nothing_to_do'], counts['packages'], counts['reboots'], counts['failed'],
             counts['not_reached'],
             (' - stopped at %s (%s): %s' % (halt.get('host'), halt.get('phase'), halt.get('reason'))) if halt else '')
+        if interrupted:
+            summary += ' - traffic interrupted: %s patched while %s every load balancer (patching_allow_traffic_interruption)' % (
+                ', '.join(interrupted), 'it was' if len(interrupted) == 1 else 'they were')
     return dict(hosts=hosts, unreachable=unreachable, counts=counts, apt_seconds=round(apt_seconds, 2), summary=summary)
 
 

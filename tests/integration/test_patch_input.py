@@ -1,6 +1,7 @@
 """Bad input to dealerscope.ops.patch is refused with a message naming the variable, before any
 host is contacted: the inventory points at a closed port, so any contact would show up as
 UNREACHABLE instead of the preflight message."""
+import json
 import pathlib
 import sys
 
@@ -40,6 +41,10 @@ def run_patch(inventory, extra):
     ({"patching_override_window": True}, "patching_override_reason"),
     ({"patching_lb_backend": "nginx", "patching_lb_hosts": ["nowhere"]}, "patching_lb_hosts"),
     ({"patching_pools": [{"group": "app", "min_healthy": 2}]}, "patching_pools[0]"),
+    ({"patching_db_ready_timeout": -1}, "patching_db_ready_timeout is -1"),
+    ({"patching_db_ready_timeout": 4000}, "patching_db_ready_timeout is 4000"),
+    ({"patching_db_ready_timeout": "soon"}, "patching_db_ready_timeout is soon"),
+    ({"patching_allow_traffic_interruption": "maybe"}, "patching_allow_traffic_interruption is 'maybe' - use true or false"),
 ])
 def test_bad_input_is_refused_before_any_host_is_contacted(inventory, extra, needle):
     result = run_patch(inventory, extra)
@@ -65,3 +70,69 @@ def test_good_input_does_contact_hosts(inventory):
     assert contacted(output)
     assert "refused before any change" in output and "ghost1: unreachable" in output, output[-3000:]
     assert result.returncode != 0
+
+
+# ------------------------------------------------------------------------------------------------
+# The only load balancer (item 4 of issue 8): patching it interrupts all traffic, so the run is
+# refused before any host is contacted unless patching_allow_traffic_interruption is true. The
+# switch arrives as a string, as from -e key=value, cron or an AWX survey.
+
+REPORT = pathlib.Path("/tmp/ds-patch-input-test/patch/latest/report.json")
+LB_HOST = "        ghostlb{n}: {{ansible_host: 127.0.0.1, ansible_port: 1, ansible_user: root}}\n"
+
+
+@pytest.fixture(scope="module")
+def lb_inventory(tmp_path_factory):
+    """ghost1, ghost2 (app) and the load balancers ghostlb1 (the only one) and, in group two_lbs, ghostlb1 + ghostlb2."""
+    groups = ("    loadbalancers:\n      hosts:\n" + LB_HOST.format(n=1)
+              + "    two_lbs:\n      hosts:\n" + LB_HOST.format(n=1) + LB_HOST.format(n=2))
+    return closed_port_inventory(tmp_path_factory.mktemp("lbinv") / "hosts.yml", hosts=("ghost1", "ghost2"), extra_groups=groups)
+
+
+@pytest.mark.parametrize("switch", [None, "false", "no"])
+def test_patching_the_only_load_balancer_is_refused_before_any_host_is_contacted(lb_inventory, switch):
+    extra = {"patching_group": "app:loadbalancers"}
+    if switch is not None:
+        extra["patching_allow_traffic_interruption"] = switch
+    result = run_patch(lb_inventory, extra)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "refused, nothing was changed - batch 3 patches ghostlb1, every load balancer of patching_lb_hosts" in output, output[-3000:]
+    assert "patching_allow_traffic_interruption=true" in output
+    assert not contacted(output)
+
+
+def test_the_operator_may_accept_the_interruption_and_the_report_says_so(lb_inventory):
+    """With the switch (a string "true") the run goes on: the hosts are contacted (and unreachable here, so refused in
+    the plan), and the plan report says patching ghostlb1 interrupts all traffic."""
+    REPORT.unlink(missing_ok=True)
+    result = run_patch(lb_inventory, {"patching_group": "app:loadbalancers", "patching_allow_traffic_interruption": "true"})
+    output = result.stdout + result.stderr
+    assert "every load balancer of patching_lb_hosts" not in output, output[-3000:]
+    assert contacted(output) and "ghostlb1: unreachable" in output, output[-3000:]
+    report = json.loads(REPORT.read_text())
+    traffic = [c for c in report["hosts"]["ghostlb1"]["checks"] if c["name"] == "traffic"]
+    assert traffic and traffic[0]["status"] == "warning" and "would interrupt all traffic" in traffic[0]["message"], report["hosts"]["ghostlb1"]
+    assert not [c for c in report["hosts"]["ghost1"]["checks"] if c["name"] == "traffic"]
+
+
+def test_a_load_balancer_with_a_peer_left_serving_is_not_refused(lb_inventory):
+    result = run_patch(lb_inventory, {"patching_group": "app:ghostlb1", "patching_lb_hosts": ["ghostlb1", "ghostlb2"]})
+    output = result.stdout + result.stderr
+    assert "every load balancer of patching_lb_hosts" not in output and contacted(output), output[-3000:]
+
+
+def test_every_load_balancer_in_one_batch_is_refused(lb_inventory):
+    result = run_patch(lb_inventory, {"patching_group": "two_lbs", "patching_order": ["two_lbs"], "patching_serial": 2, "patching_canary": False,
+                                      "patching_lb_hosts": ["ghostlb1", "ghostlb2"]})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "batch 1 patches ghostlb1, ghostlb2, every load balancer of patching_lb_hosts" in output, output[-3000:]
+    assert not contacted(output)
+
+
+def test_a_plan_of_the_only_load_balancer_is_not_refused(lb_inventory):
+    """A plan changes nothing: it may include the only load balancer (and its report says a real run would interrupt traffic)."""
+    result = run_patch(lb_inventory, {"patching_group": "app:loadbalancers", "patching_plan_only": "true"})
+    output = result.stdout + result.stderr
+    assert "every load balancer of patching_lb_hosts" not in output and contacted(output), output[-3000:]

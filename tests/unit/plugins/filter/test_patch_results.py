@@ -78,6 +78,45 @@ def test_plan_only_and_refusals():
     assert plan_only['summary'] == 'plan: 1 package upgrade(s) on 1 host(s)'
 
 
+LB_RUN = {'targets': ['app1', 'lb1'], 'batches': [['app1'], ['lb1']], 'plan_only': False, 'traffic_interruption': ['lb1']}
+
+
+def test_a_patched_only_load_balancer_says_traffic_was_interrupted():
+    lb_ok = dict(OK, drained=False, restarted=['nginx.service'])
+    result = patch_results({'app1': {'__patching_plan': PLAN, '__patching_record': OK},
+                            'lb1': {'__patching_plan': PLAN, '__patching_record': lb_ok}}, LB_RUN)
+    traffic = by_name(result['hosts']['lb1'])['traffic']
+    assert traffic['status'] == 'warning' and traffic['alert'] == 'traffic_interrupted'
+    assert traffic['message'] == ('traffic was interrupted: lb1 is every load balancer (patching_lb_hosts) and was patched (rebooted; '
+                                  'restarted nginx.service) with patching_allow_traffic_interruption=true')
+    assert 'traffic' not in by_name(result['hosts']['app1'])
+    assert result['summary'].endswith(' - traffic interrupted: lb1 patched while it was every load balancer '
+                                      '(patching_allow_traffic_interruption)')
+
+
+@pytest.mark.parametrize('record', [None, {'status': 'nothing_to_do'},
+                                    {'status': 'failed', 'phase': 'precheck', 'message': 'pre-check failed on lb1: nginx.service is failed'}])
+def test_a_load_balancer_left_alone_interrupted_nothing(record):
+    result = patch_results({'app1': {'__patching_plan': PLAN, '__patching_record': OK},
+                            'lb1': {'__patching_plan': PLAN, '__patching_record': record}}, LB_RUN)
+    assert 'traffic' not in by_name(result['hosts']['lb1']) and 'traffic interrupted' not in result['summary']
+
+
+def test_a_load_balancer_that_failed_after_a_change_did_interrupt_traffic():
+    failed = dict(FAILED, phase='postcheck', drained=False)
+    result = patch_results({'app1': {'__patching_plan': PLAN, '__patching_record': OK},
+                            'lb1': {'__patching_plan': PLAN, '__patching_record': failed}}, LB_RUN)
+    assert by_name(result['hosts']['lb1'])['traffic']['message'].startswith('traffic was interrupted: lb1')
+    assert 'traffic interrupted: lb1' in result['summary']
+
+
+def test_a_plan_says_the_run_would_interrupt_traffic():
+    result = patch_results({'app1': {'__patching_plan': PLAN}, 'lb1': {'__patching_plan': PLAN}}, dict(LB_RUN, plan_only=True))
+    traffic = by_name(result['hosts']['lb1'])['traffic']
+    assert traffic['status'] == 'warning' and 'would interrupt all traffic' in traffic['message']
+    assert 'patching_allow_traffic_interruption=true' in traffic['message']
+
+
 def test_bad_run_is_explained():
     with pytest.raises(AnsibleFilterError, match='__patching_run'):
         patch_results({}, {'no': 'targets'})
