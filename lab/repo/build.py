@@ -18,6 +18,10 @@ offers 1.1 as the upgrade, whatever Debian publishes today. Two suites:
                    dslab-tools        /usr/share/dslab/tools-version
                    dslab-hookbreak    1.1's postinst writes /etc/dealerscope/faults.json = {"status": 503},
                                       breaking the sample API like a bad post-upgrade hook (1.0 does nothing)
+                   dslab-pgbreak      1.1's postinst gives every PostgreSQL cluster a setting it refuses
+                                      (/etc/postgresql/*/*/conf.d/99-dslab-pgbreak.conf) and asks for a reboot:
+                                      after it the database does not come back (1.0 does nothing; deleting the
+                                      file heals it)
 
 The output is byte-for-byte reproducible (fixed timestamps from SOURCE_DATE_EPOCH, default 2024-01-01),
 so copying it with Ansible is idempotent. The repository is built in a temporary directory next to
@@ -69,6 +73,21 @@ fi
 """
 
 
+_PGBREAK_1_1 = """\
+if [ "$1" = configure ]; then
+    # A bad upgrade for a database host: every PostgreSQL cluster gets a setting it refuses at start,
+    # and a reboot is asked for - so after the reboot the database does not come back.
+    for dir in /etc/postgresql/*/*/conf.d; do
+        [ -d "$dir" ] || continue
+        printf "# dslab-pgbreak 1.1 (lab fault injection): PostgreSQL refuses to start with this. Delete this file to heal.\\n" > "$dir/99-dslab-pgbreak.conf"
+        printf "shared_buffers = 'broken-by-dslab-pgbreak'\\n" >> "$dir/99-dslab-pgbreak.conf"
+    done
+    touch /run/reboot-required
+    echo "$DPKG_MAINTSCRIPT_PACKAGE" >> /run/reboot-required.pkgs
+fi
+"""
+
+
 def _version_file(name):
     return lambda version: ("%s %s\n" % (name, version)).encode()
 
@@ -98,6 +117,12 @@ PACKAGES = {
         "summary": "DealerScope lab package whose 1.1 post-install hook breaks the sample API",
         "files": {"/usr/share/dslab/hookbreak-version": _version_file("dslab-hookbreak")},
         "postinst": {"1.1": _HOOKBREAK_1_1},
+    },
+    "dslab-pgbreak": {
+        "suite": "dslab-updates",
+        "summary": "DealerScope lab package whose 1.1 makes PostgreSQL refuse to start after the reboot it asks for",
+        "files": {"/usr/share/dslab/pgbreak-version": _version_file("dslab-pgbreak")},
+        "postinst": {"1.1": _PGBREAK_1_1},
     },
 }
 
