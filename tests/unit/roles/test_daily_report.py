@@ -162,3 +162,18 @@ def test_pagerduty_pager_without_routing_key_is_refused_before_any_host_is_conta
     assert 'kind pager with a PagerDuty URL but no routing_key' in output and ': oncall' in output, output[-3000:]
     assert 'UNREACHABLE' not in output and 'SECRET-IN-URL' not in output
     assert not fleet.reports.exists()
+
+
+def test_failing_notification_module_is_a_critical_row_not_a_crash(tmp_path):
+    fleet = Fleet(tmp_path, free_port())
+    (tmp_path / 'blocker').write_text('')
+    receiver = start_receiver(fleet.port, tmp_path / 'hooks.jsonl')
+    try:
+        result = fleet.run(daily_notify_state_dir=str(tmp_path / 'blocker' / 'notify'))
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    assert result.returncode != 0
+    checks = fleet.report()['hosts']['alert delivery']['checks']
+    assert [(c['name'], c['status'], c['alert']) for c in checks] == [('runbook_error', 'critical', 'runbook_error')], checks
+    assert 'notifications could not be processed: cannot write the notification state in ' in checks[0]['message'], checks
