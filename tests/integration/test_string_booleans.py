@@ -69,6 +69,7 @@ def boolean_options():
 
 
 CONDITIONAL_KEYS = ("when", "that", "failed_when", "changed_when", "until")
+DISPLAY_KEYS = ("name", "fail_msg", "success_msg")  # showing a value is not deciding on it
 JINJA = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
 STRING_LITERAL = re.compile(r"'[^']*'|\"[^\"]*\"")
 
@@ -80,7 +81,7 @@ def _expressions_in(value, key=None):
     elif isinstance(value, list):
         for child in value:
             yield from _expressions_in(child, key)
-    elif isinstance(value, str):
+    elif isinstance(value, str) and key not in DISPLAY_KEYS:
         if key in CONDITIONAL_KEYS:
             yield value
         for match in JINJA.finditer(value):
@@ -195,6 +196,8 @@ class Runs(object):
             "ghost2": dict(ghost)}}}}}}}))
         self.baseline_play = tmp / "baseline.yml"
         self.baseline_play.write_text(BASELINE_PLAY)
+        self.baseline_main_play = tmp / "baseline-main-check.yml"
+        self.baseline_main_play.write_text(BASELINE_MAIN_PLAY)
         self.rollout_play = tmp / "rollout.yml"
         self.rollout_play.write_text(ROLLOUT_PLAY)
 
@@ -212,6 +215,11 @@ class Runs(object):
         extra = ["baseline_ssh_x11_forwarding=%s" % value, "baseline_ops_user_sudo_nopasswd=%s" % value,
                  "baseline_timesync_clock_control=%s" % value, {"baseline_ssh_extra_settings": {"AllowTcpForwarding": value == "true"}}]
         return self.once(("baseline", value), lambda: playbook(str(self.baseline_play), self.local, extra, check=True))
+
+    def baseline_main(self, value):
+        """The baseline role's main entry point on the controller, --check --diff, baseline_sysstat_enabled as this string."""
+        extra = ["baseline_sysstat_enabled=%s" % value]
+        return self.once(("baseline_main", value), lambda: playbook(str(self.baseline_main_play), self.local, extra, check=True))
 
     def daily(self, value):
         def start():
@@ -259,6 +267,28 @@ BASELINE_PLAY = """
       ansible.builtin.include_role: {name: dealerscope.ops.baseline, tasks_from: ssh}
     - name: End before the handlers (they would restart chrony on the controller)
       ansible.builtin.meta: end_play
+"""
+
+BASELINE_MAIN_PLAY = """
+- name: The baseline role's main entry point, --check --diff on the controller (host services it lacks are ignored)
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Baseline
+      ansible.builtin.include_role: {name: dealerscope.ops.baseline, apply: {ignore_errors: true}}
+    - name: End before the handlers
+      ansible.builtin.meta: end_play
+
+- name: The sysstat handler, notified alone
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Baseline handlers are loaded
+      ansible.builtin.include_role: {name: dealerscope.ops.baseline, tasks_from: preflight}
+    - name: Notify the sysstat handler
+      ansible.builtin.debug: {msg: notify}
+      changed_when: true
+      notify: Restart sysstat collection
 """
 
 ROLLOUT_PLAY = """
@@ -327,6 +357,18 @@ def _clock_control(value, runs):
     assert bool(steering.get("skipped")) is (value == "false"), steering
 
 
+@behaviour("baseline_sysstat_enabled", "roles/baseline/tasks/main.yml", "roles/baseline/tasks/packages.yml",
+           "roles/baseline/tasks/preflight.yml", "roles/baseline/handlers/main.yml")
+def _sysstat_enabled(value, runs):
+    run = runs.baseline_main(value)
+    enabled = value == "true"
+    assert not run.task("Preflight - inputs are valid").get("failed"), run.task("Preflight - inputs are valid")
+    packages = run.task("Baseline packages are installed (from the current package lists)")["invocation"]["module_args"]["name"]
+    assert ("sysstat" in packages) is enabled, packages
+    assert bool(run.task("System activity history (sysstat)").get("skipped")) is not enabled
+    assert bool(run.task("Restart sysstat collection").get("skipped")) is not enabled
+
+
 @behaviour("daily_check_updates", "roles/daily/tasks/collect.yml")
 def _check_updates(value, runs):
     run = runs.daily(value)
@@ -387,6 +429,17 @@ def _retry_failed(value, runs):
     assert run.report, run.text()[-3000:]
     marked = [r for r in run.report["meta"]["refusals"] if r.startswith("ghost1: left drained and marked failed")]
     assert bool(marked) is (value == "false"), run.report["meta"]["refusals"]
+
+
+@behaviour("patching_allow_traffic_interruption", "roles/patching/tasks/preflight.yml")
+def _allow_traffic_interruption(value, runs):
+    """ghost2 is the only load balancer and a target: patching it interrupts all traffic."""
+    run = runs.patch("traffic-" + value, {"patching_lb_backend": "nginx", "patching_lb_hosts": ["ghost2"]},
+                     "patching_allow_traffic_interruption=%s" % value)
+    if value == "true":  # accepted: the run goes on to plan the hosts
+        assert "would be interrupted" not in run.messages() and run.contacted(), run.messages()
+    else:
+        assert run.rc != 0 and "would be interrupted" in run.messages() and not run.contacted(), run.messages()
 
 
 @behaviour("patching_canary", "roles/patching/tasks/preflight.yml")
