@@ -30,6 +30,11 @@ sys.stdout.write(b"".join(chunks).decode())
 """
 
 
+def said(result):
+    """What the run printed, whitespace collapsed: the YAML callback folds long messages over several lines."""
+    return " ".join(result.stdout.split())
+
+
 def haproxy(command):
     """One runtime API command on lb1's admin socket."""
     script = base64.b64encode(_ADMIN.encode()).decode()
@@ -42,7 +47,7 @@ def servers():
     for line in haproxy("show servers state %s" % POOL).splitlines():
         if line.startswith("# "):
             header = line[2:].split()
-        elif header and len(line.split()) == len(header):
+        elif header and len(line.split()) >= 7:
             row = dict(zip(header, line.split()))
             rows[row["srv_name"]] = (row["srv_addr"], int(row["srv_admin_state"]), row["srv_port"])
     return rows
@@ -132,8 +137,8 @@ def test_a_sick_peer_stops_the_rollout_probed_at_its_address():
     try:
         result = run_playbook(PATCH)
         assert result.returncode != 0
-        assert "only 0 healthy peer(s) would stay in pool dealerscope_api" in result.stdout, result.stdout[-3000:]
-        assert "http://%s:8000/healthz" % address in result.stdout, result.stdout[-3000:]  # the address haproxy uses
+        assert "only 0 healthy peer(s) would stay in pool dealerscope_api" in said(result), result.stdout[-3000:]
+        assert "http://%s:8000/healthz" % address in said(result), result.stdout[-3000:]  # the address haproxy uses
         assert versions("app1")["dslab-libdemo"] == "1.0" and fact("app1") == {}  # untouched
         assert servers()["app1"][1] == 0  # never drained
     finally:
