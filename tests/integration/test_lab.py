@@ -35,10 +35,10 @@ def playbook(*args, **kwargs):
     return run([str(BIN / "ansible-playbook"), *args], **kwargs)
 
 
-def ssh(host_port, command):
+def ssh(host_port, command, check=True):
     return run(["ssh", "-F", "/dev/null", "-p", str(host_port), "-i", str(ROOT / ".lab" / "id_ed25519"),
                 "-o", "UserKnownHostsFile=%s" % (ROOT / ".lab" / "known_hosts"), "-o", "StrictHostKeyChecking=yes",
-                "-o", "BatchMode=yes", "root@127.0.0.1", command])
+                "-o", "BatchMode=yes", "-o", "ConnectTimeout=3", "root@127.0.0.1", command], check=check)
 
 
 def get(path, request_id=None):
@@ -70,6 +70,29 @@ def test_lab_up_and_provision_are_idempotent(lab):
     assert set(recap_changed(playbook("lab/up.yml").stdout).values()) == {0}
     changed = recap_changed(playbook("lab/provision.yml").stdout)
     assert changed and set(changed.values()) == {0}, changed
+
+
+def test_hosts_started_from_provisioned_images_need_no_provisioning(lab):
+    """The hosts carry the key of what provisioning reads now, and a full converge on them (every host
+    provisioned anyway) changes nothing: the image is exactly what provisioning leaves, and the
+    provisioning roles are idempotent."""
+    key = run(["python3", "lab/bin/stack_key.py"]).stdout.strip()
+    for port in (2221, 2222, 2223, 2224, 2225):
+        assert ssh(port, "cat /etc/dealerscope-lab/provisioned").stdout.strip() == key
+    images = run(["podman", "ps", "--filter", "label=dealerscope.lab=dslab", "--format", "{{.Names}} {{.Image}}"]).stdout
+    assert sorted(images.split("\n")[:-1]) == sorted("%s localhost/dealerscope-stack:%s-%s" % (h, h, key)
+                                                      for h in ("lb1", "app1", "app2", "db1", "db2")), images
+    changed = recap_changed(playbook("lab/provision.yml", "-e", "lab_provision_force=true", timeout=900).stdout)
+    assert set(changed) >= {"lb1", "app1", "app2", "db1", "db2"} and set(changed.values()) == {0}, changed
+
+
+def test_no_security_update_is_pending_on_a_fresh_lab(lab):
+    """Hosts have Debian's security suite in their sources (as real hosts do) and are provisioned up to date."""
+    for port in (2221, 2222):
+        sources = ssh(port, "cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null").stdout
+        assert "-security main" in sources, sources
+        pending = ssh(port, "apt-get -s dist-upgrade | grep '^Inst' | grep -i security || true").stdout.strip()
+        assert pending == "", pending
 
 
 def test_api_serves_rows_through_the_load_balancer_with_security_headers(lab):
@@ -118,6 +141,41 @@ def test_real_reboot_restarts_the_host_and_the_api_comes_back(lab):
             break
         time.sleep(1)
     assert ssh(2223, "curl -fsS --retry 10 --retry-connrefused --retry-delay 1 http://127.0.0.1:8000/healthz").stdout.startswith('{"status": "ok"')
+
+
+def test_a_host_reboots_after_the_checkout_is_gone(lab):
+    """Podman's restart path reads CONTAINERS_CONF again: it must not point into the checkout."""
+    labels = run(["podman", "inspect", "--format", '{{ index .Config.Labels "dealerscope.conf" }}', "app1"]).stdout.strip()
+    assert labels and not labels.startswith(str(ROOT)) and os.path.isfile(labels), labels
+    moved = ROOT / "lab" / "containers.conf.moved-by-test"
+    (ROOT / "lab" / "containers.conf").rename(moved)  # as if the checkout were gone
+    try:
+        before = ssh(2222, "awk '{print $22}' /proc/1/stat").stdout.strip()
+        ssh(2222, "systemctl reboot", check=False)
+        deadline = time.monotonic() + 90
+        after = before
+        while time.monotonic() < deadline and after in (before, ""):
+            time.sleep(2)
+            after = ssh(2222, "awk '{print $22}' /proc/1/stat", check=False).stdout.strip()
+        state = run(["podman", "inspect", "--format", "{{.State.Status}}", "app1"]).stdout.strip()
+        assert after not in (before, ""), "app1 did not come back after a reboot without the checkout (state %s)" % state
+    finally:
+        moved.rename(ROOT / "lab" / "containers.conf")
+    playbook("lab/provision.yml")  # the stack is ready again (API answers through the LB)
+
+
+def test_make_lab_recreates_dead_hosts(lab):
+    """A host that is not running (exited, or frozen) is recreated by lab/up.yml, and the stack comes back
+    (the standby, recreated from its image, streams again from the primary)."""
+    run(["podman", "stop", "-t", "2", "db2"])
+    run(["podman", "pause", "app2"])
+    result = playbook("lab/up.yml")
+    assert "removed dead container db2: state exited" in result.stdout, result.stdout[-3000:]
+    assert "removed dead container app2: state paused" in result.stdout, result.stdout[-3000:]
+    for name in ("db2", "app2"):
+        assert run(["podman", "inspect", "--format", "{{.State.Status}}", name]).stdout.strip() == "running"
+    playbook("lab/provision.yml")  # readiness: db2 streaming, API on app2, LB serving
+    assert ssh(2225, "sudo -u postgres psql -Atc 'select status from pg_stat_wal_receiver'").stdout.strip() == "streaming"
 
 
 def test_lab_down_removes_the_lab_and_nothing_else(lab):
