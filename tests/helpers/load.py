@@ -16,10 +16,17 @@ anything else (another status, a refused connection, a TLS error, a timeout) is 
 sent == ok + failed. The load stops when the `with` block ends, on stop(), or after `max_seconds`,
 whichever comes first; requests in flight are waited for (each bounded by `timeout`).
 
+Time is read from `clock` (default time.monotonic) and waited for with `sleep(seconds)` (default: a wait on the
+stop event, so stop() interrupts it at once; a sleep may return early, the scheduler sleeps again until the due
+time). Tests inject a fake clock and sleep to check the timetable without real time (see run_schedule).
+
 Hard bounds: rate <= 100 requests/s, max_seconds <= 600, pool <= 32 workers.
 
 CLI (prints the summary as JSON; exit status 1 when any request failed or was skipped):
     python tests/helpers/load.py URL [--rate 20] [--seconds 10] [--ca PATH] [--timeout 5] [--pool 16]
+        [--until-file PATH] [--out PATH] [--ready-file PATH]
+--ready-file is written (the summary so far, as JSON) once the first request has completed, whatever its result:
+a background load's caller waits for that file instead of sleeping before it starts what the load must cover.
 """
 
 import argparse
@@ -57,10 +64,35 @@ def p95(values):
     return statistics.quantiles(values, n=100, method="inclusive")[94]
 
 
+def run_schedule(rate, max_seconds, t0, dispatch, stop, clock=time.monotonic, sleep=None):
+    """The open-loop timetable: call dispatch(n, due) for n = 1, 2, ... at due = t0 + (n - 1) / rate, never before
+    clock() reaches due, whatever dispatch did or how long it took (a late dispatch is made at once, with its own due
+    time; the ones after it keep theirs). Ends before the first request whose offset (n - 1) / rate reaches
+    max_seconds ("max_seconds") or once `stop` (a threading.Event) is set ("stop": nothing is dispatched after
+    that). sleep(seconds) waits (default stop.wait, which returns when stop is set); it may return early."""
+    sleep = stop.wait if sleep is None else sleep
+    n = 0
+    while True:
+        offset = n / rate
+        if offset >= max_seconds:
+            return "max_seconds"
+        due = t0 + offset
+        while not stop.is_set():
+            delay = due - clock()
+            if delay <= 0:
+                break
+            sleep(delay)
+        if stop.is_set():
+            return "stop"
+        n += 1
+        dispatch(n, due)
+
+
 class Load:
     """Fixed-rate GET requests to one URL in a background thread; see the module docstring."""
 
-    def __init__(self, url, rate=20, max_seconds=300, ca_path=None, timeout=5, pool=16, id_prefix="load"):
+    def __init__(self, url, rate=20, max_seconds=300, ca_path=None, timeout=5, pool=16, id_prefix="load", clock=time.monotonic,
+                 sleep=None):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("url must be an http:// or https:// URL with a host, got %r" % (url,))
@@ -72,6 +104,10 @@ class Load:
             raise TypeError("pool must be an integer, got %r" % (pool,))
         self.pool = _bounded("pool", pool, 0, MAX_POOL)
         self.id_prefix = id_prefix
+        if not callable(clock) or not (sleep is None or callable(sleep)):
+            raise TypeError("clock must be a function returning seconds and sleep None or a function taking seconds")
+        self._clock = clock
+        self._sleep = sleep
         self._scheme = parts.scheme
         self._host = parts.hostname
         self._port = parts.port
@@ -110,7 +146,7 @@ class Load:
         if self._thread is not None:
             raise RuntimeError("this Load was started already; make a new one")
         self._executor = ThreadPoolExecutor(max_workers=self.pool, thread_name_prefix="load")
-        self._t0 = time.monotonic()
+        self._t0 = self._clock()
         self._thread = threading.Thread(target=self._schedule, name="load-scheduler", daemon=True)
         self._thread.start()
         return self
@@ -131,26 +167,17 @@ class Load:
         self._executor.shutdown(wait=True)
 
     def _schedule(self):
-        n = 0
-        stopped_by = "stop"
-        while True:
-            offset = n / self.rate
-            if offset >= self.max_seconds:
-                stopped_by = "max_seconds"
-                break
-            due = self._t0 + offset
-            delay = due - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                break
-            if self._stop.is_set():
-                break
-            n += 1
-            if self._slots.acquire(blocking=False):  # pylint: disable=consider-using-with
-                self._executor.submit(self._one, n, due)
-            else:
-                self._skip(n, due)
-        self._ended = time.monotonic()
-        self.stopped_by = stopped_by
+        stopped_by = run_schedule(self.rate, self.max_seconds, self._t0, self._dispatch, self._stop, clock=self._clock, sleep=self._sleep)
+        with self._lock:
+            self._ended = self._clock()
+            self.stopped_by = stopped_by
+
+    def _dispatch(self, n, due):
+        """Hand request n to a free worker, or count it as skipped when all are busy (no queue)."""
+        if self._slots.acquire(blocking=False):  # pylint: disable=consider-using-with
+            self._executor.submit(self._one, n, due)
+        else:
+            self._skip(n, due)
 
     # ------------------------------------------------------------------ one request
 
@@ -175,7 +202,7 @@ class Load:
             self._slots.release()
 
     def _request(self, n, due):
-        started = time.monotonic()
+        started = self._clock()
         status = None
         problem = None
         conn = self._connection()
@@ -188,7 +215,7 @@ class Load:
             problem = "%s: %s" % (exc.__class__.__name__, exc)
         finally:
             conn.close()
-        elapsed = time.monotonic() - started
+        elapsed = self._clock() - started
         with self._lock:
             self._sent += 1
             self._max_lag = max(self._max_lag, started - due)
@@ -208,7 +235,7 @@ class Load:
     def summary(self):
         """Counts so far (final once the load stopped): sent, ok, failed, skipped, errors, p95_ms, duration_s, by_status, ..."""
         with self._lock:
-            end = self._ended if self._ended is not None else time.monotonic()
+            end = self._ended if self._ended is not None else self._clock()
             duration = (end - self._t0) if self._t0 is not None else 0.0
             p95_ms = p95(sorted(self._latencies))
             return {
@@ -238,22 +265,35 @@ def main(argv=None):
     parser.add_argument("--pool", type=int, default=16, help="worker threads (<= %d)" % MAX_POOL)
     parser.add_argument("--until-file", default=None, help="stop early once this file exists (for a background load)")
     parser.add_argument("--out", default=None, help="also write the JSON summary to this file")
+    parser.add_argument("--ready-file", default=None,
+                        help="write the summary so far to this file once the first request has completed (whatever its result)")
     args = parser.parse_args(argv)
     try:
         load = Load(args.url, rate=args.rate, max_seconds=args.seconds, ca_path=args.ca, timeout=args.timeout, pool=args.pool)
     except (TypeError, ValueError, OSError) as exc:
         parser.error(str(exc))
+    ready = args.ready_file is None
     with load:
-        while not load.wait(0.2):
+        while not load.wait(0.05 if not ready else 0.2):
+            if not ready and load.summary()["sent"] > 0:
+                _write_json(args.ready_file, load.summary())
+                ready = True
             if args.until_file and os.path.exists(args.until_file):
                 break
     summary = load.summary()
+    if not ready and summary["sent"] > 0:
+        _write_json(args.ready_file, summary)
     print(json.dumps(summary, indent=2))
     if args.out:
-        with open(args.out + ".tmp", "w", encoding="utf-8") as handle:
-            json.dump(summary, handle, indent=2)
-        os.replace(args.out + ".tmp", args.out)
+        _write_json(args.out, summary)
     return 1 if summary["failed"] or summary["skipped"] else 0
+
+
+def _write_json(path, data):
+    """Write at once (a reader never sees half a file)."""
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":
