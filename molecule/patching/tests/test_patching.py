@@ -124,9 +124,16 @@ def test_check_mode_changes_nothing_anywhere():
 
 def test_outside_the_maintenance_window_nothing_changes():
     before = snapshot()
-    today = time.strftime("%a", time.gmtime()).lower()
-    other = [d for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun") if d != today]
-    result = run_playbook(PATCH, extra_vars={"patching_windows": [{"days": other, "start": "00:00", "end": "24:00"}]})
+    # The role judges windows in patching_timezone (the patch_window filter), given here so no inventory can change it.
+    # The window comes from this run's own start: all day on every weekday except the start's day and the next one.
+    # The run (at most run_playbook's 300 s) may cross one midnight, not two, so it stays outside the window throughout,
+    # and the next window opens at 00:00 two days after the start's day.
+    start = time.gmtime()
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    closed = (days[start.tm_wday], days[(start.tm_wday + 1) % 7])
+    window = {"days": [d for d in days if d not in closed], "start": "00:00", "end": "24:00"}
+    result = run_playbook(PATCH, extra_vars={"patching_timezone": "UTC", "patching_windows": [window]})
     assert result.returncode != 0
-    assert "refused, nothing was changed" in result.stdout and "next window opens" in result.stdout, result.stdout[-2000:]
+    assert "refused, nothing was changed" in result.stdout, result.stdout[-2000:]
+    assert "next window opens" in result.stdout and "(%s 00:00 UTC)" % days[(start.tm_wday + 2) % 7] in result.stdout, result.stdout[-2000:]
     assert snapshot() == before
