@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Time `make demo` from a fresh clone: cold (lab images and the cached virtualenv absent),
-# warm-newlab (both present, lab recreated from nothing), warm (both present and the lab already
+# Time `make demo` from a fresh clone: cold (lab base images, provisioned stack images and the cached
+# virtualenv absent), warm-newlab (all present, lab removed first: `make lab-down`, then `make demo`), warm (both present and the lab already
 # running, e.g. from an earlier clone), then a re-run in the same clone. Tears down any running lab first.
 # Usage: bench/demo_timing.sh [cold|warm-newlab|warm|rerun|all]   Output: one line per measurement.
 set -euo pipefail
@@ -27,7 +27,8 @@ timed() {  # label, command...
 if [ "$what" = cold ] || [ "$what" = all ]; then
   down_everywhere; clone
   for r in debian12 debian13; do podman rmi -f "localhost/dealerscope-lab:$r" >/dev/null 2>&1 || true; done
-  rm -rf "${XDG_CACHE_HOME:-$HOME/.cache}/dealerscope-ops"   # the shared virtualenv too: nothing cached
+  podman images -q --filter reference=localhost/dealerscope-stack | xargs -r podman rmi -f >/dev/null 2>&1 || true
+  rm -rf "${XDG_CACHE_HOME:-$HOME/.cache}/dealerscope-ops"   # the shared virtualenv and provisioned images' state too
   timed cold make -C "$work/clone" demo
 fi
 if [ "$what" = warm-newlab ] || [ "$what" = all ]; then

@@ -4,7 +4,8 @@
 Provisioned images (lab/bin/stack-images.sh) are reused while the key matches and rebuilt when it
 changes. The key covers:
   * the files provisioning reads: lab/provision.yml, the stack fixture roles, the sample API,
-    roles/baseline and the module it runs, inventories/lab, ansible.cfg and the pinned tools;
+    roles/baseline and the module it runs, inventories/lab, ansible.cfg, and the ansible-core and
+    ansible (collections) pins of requirements.txt;
   * the base images' recipe labels (a rebuilt base image means re-provisioning);
   * the Date of Debian's security suites (bookworm-security, trixie-security): provisioning
     upgrades from them, so the day Debian publishes a security update the images are rebuilt and a
@@ -34,9 +35,10 @@ INPUTS = [
     "plugins/module_utils/sshd.py",
     "inventories/lab",
     "ansible.cfg",
-    "requirements.txt",
     "lab/bin/stack_key.py",
 ]
+# Of requirements.txt only the pins that run provisioning count (a new test tool must not rebuild images).
+PROVISIONING_PINS = ("ansible-core==", "ansible==")
 SKIP_SUFFIXES = (".md", ".pyc")
 RELEASES = {"debian12": "bookworm", "debian13": "trixie"}
 SECURITY_MIRROR = os.environ.get("LAB_DEBIAN_SECURITY_MIRROR", "http://deb.debian.org/debian-security")
@@ -110,6 +112,10 @@ def main(argv):
         file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
         digest.update(("%s %s\n" % (rel, file_hash)).encode())
         explain.append("%s %s" % (file_hash[:12], rel))
+    pins = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith(PROVISIONING_PINS)]
+    for pin in pins:
+        digest.update(("pin %s\n" % pin).encode())
+        explain.append("pin %s" % pin)
     for name, value in sorted(recipe_labels().items()):
         digest.update(("image %s %s\n" % (name, value)).encode())
         explain.append("image %s recipe %s" % (name, value))
