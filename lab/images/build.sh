@@ -83,7 +83,7 @@ WantedBy=multi-user.target
 UNIT
 chroot "$root" systemctl enable lab-ssh-hostkeys.service ssh.service >/dev/null 2>&1
 # Cached stack packages stay off until a role enables them where they belong.
-chroot "$root" systemctl disable nginx.service postgresql.service >/dev/null 2>&1
+chroot "$root" systemctl disable nginx.service haproxy.service postgresql.service >/dev/null 2>&1
 # Nothing to do on a console in a container.
 for unit in getty@tty1.service console-getty.service systemd-firstboot.service; do
   chroot "$root" systemctl mask "$unit" >/dev/null 2>&1 || true
