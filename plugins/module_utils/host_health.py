@@ -25,6 +25,10 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.ops_checks import 
     make_check,
     threshold_check,
 )
+from ansible_collections.dealerscope.ops.plugins.module_utils.pg_clusters import (
+    auto_cluster_units,
+    is_wrapper_unit,
+)
 
 DEFAULT_EXCLUDE_FSTYPES = [
     'proc', 'sysfs', 'tmpfs', 'devtmpfs', 'devpts', 'cgroup', 'cgroup2', 'mqueue', 'securityfs', 'debugfs',
@@ -761,9 +765,46 @@ def _mb(number):
     return None if number is None else round(number / 1048576.0, 1)
 
 
-def _service_checks(params, services):
+def expected_services(services, postgresql=None):
+    """The units the service checks judge, in order, without duplicates.
+
+    ``services`` as given, except that on a Debian host (``postgresql`` is the ``health['postgresql']`` fact, None
+    elsewhere) the wrapper ``postgresql.service`` - active whether or not any cluster runs - is replaced by the units
+    ``postgresql@<version>-<cluster>.service`` of the clusters that start automatically. When there is no such cluster
+    the wrapper stays in the list, and ``_service_checks`` judges it critical.
+    """
+    result = []
+    for unit in services or []:
+        if postgresql is not None and is_wrapper_unit(unit):
+            units = auto_cluster_units(postgresql.get('clusters') or [])
+            result.extend(units or [unit])
+        else:
+            result.append(unit)
+    unique_units = []
+    for unit in result:
+        if unit not in unique_units:
+            unique_units.append(unit)
+    return unique_units
+
+
+def _no_cluster_check(unit, postgresql):
+    clusters = postgresql.get('clusters') or []
+    found = ', '.join('%s/%s (start.conf: %s)' % (c['version'], c['cluster'], c['start']) for c in clusters) or 'none'
+    message = ('%s is expected, but no PostgreSQL cluster set to start automatically was found under %s (clusters found: %s); '
+               "%s is Debian's wrapper and stays active whether or not a cluster runs, so the database is judged by its "
+               'clusters\' units postgresql@<version>-<cluster>.service' % (unit, postgresql.get('etc_dir'), found, unit))
+    return make_check('service:%s' % unit, 'critical', None, 'active', message, alert=SERVICE_DOWN,
+                      details={'expanded_from': unit, 'clusters': clusters, 'etc_dir': postgresql.get('etc_dir')})
+
+
+def _service_checks(params, services, postgresql=None):
     checks = []
-    for unit in params['services']:
+    clusters = dict((c['unit'], c) for c in (postgresql or {}).get('clusters') or [])
+    wrapper = next((unit for unit in params['services'] if is_wrapper_unit(unit)), None)
+    for unit in expected_services(params['services'], postgresql):
+        if postgresql is not None and is_wrapper_unit(unit):
+            checks.append(_no_cluster_check(unit, postgresql))
+            continue
         state = services.get(unit) or {}
         active = state.get('active_state')
         if state.get('load_state') == 'not-found':
@@ -775,9 +816,13 @@ def _service_checks(params, services):
         else:
             ok = active in ('active', 'reloading')
             message = '%s is %s (%s)' % (unit, active or 'unknown', state.get('sub_state') or '-')
+        details = {'sub_state': state.get('sub_state'), 'load_state': state.get('load_state'), 'main_pid': state.get('main_pid')}
+        cluster = clusters.get(unit) if wrapper else None
+        if cluster:
+            message += ' (PostgreSQL cluster %s/%s, judged for %s)' % (cluster['version'], cluster['cluster'], wrapper)
+            details.update(expanded_from=wrapper, cluster='%s/%s' % (cluster['version'], cluster['cluster']))
         checks.append(make_check('service:%s' % unit, 'ok' if ok else 'critical', active, 'active', message,
-                                 alert=SERVICE_DOWN, details={'sub_state': state.get('sub_state'), 'load_state': state.get('load_state'),
-                                                              'main_pid': state.get('main_pid')}))
+                                 alert=SERVICE_DOWN, details=details))
     limit = params['service_memory_limit_mb']
     warn = round(limit * params['service_memory_warn_percent'] / 100.0, 1)
     for unit in params['memory_services']:
@@ -794,8 +839,8 @@ def _service_checks(params, services):
     return checks
 
 
-def _failed_units_check(params, failed):
-    expected = set(normalize_unit(unit) for unit in params['services'])
+def _failed_units_check(params, failed, postgresql=None):
+    expected = set(normalize_unit(unit) for unit in expected_services(params['services'], postgresql))
     ours = [unit for unit in failed if normalize_unit(unit) in expected]
     if not failed:
         return make_check('failed_units', 'ok', 0, 0, 'no failed systemd units', details={'units': []})
@@ -939,9 +984,10 @@ def _clock_check(params, clock):
 def evaluate(params, health):
     """All check results for the raw ``health`` facts, in a stable order."""
     checks = []
-    checks.extend(_service_checks(params, health.get('services') or {}))
+    postgresql = health.get('postgresql')
+    checks.extend(_service_checks(params, health.get('services') or {}, postgresql))
     if health.get('failed_units') is not None:
-        checks.append(_failed_units_check(params, health['failed_units']))
+        checks.append(_failed_units_check(params, health['failed_units'], postgresql))
     checks.extend(_listening_checks(params, health.get('listening') or []))
     checks.extend(_disk_checks(params, health.get('mounts') or []))
     checks.append(_memory_check(params, health.get('memory') or {}))

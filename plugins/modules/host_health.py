@@ -33,9 +33,30 @@ options:
       - systemd units expected to be active on this host. A name without a unit type suffix is a service.
       - A unit that is not active (inactive, failed, activating, not found) gives a V(critical) check C(service:<unit>)
         with alert V(service_down).
+      - On a Debian host (see O(postgresql_layout)) an expected C(postgresql.service) - Debian's wrapper, which stays active
+        whether or not any cluster runs - is judged by the units C(postgresql@<version>-<cluster>.service) of every cluster
+        under O(postgresql_etc_dir) that starts automatically (its C(start.conf) says C(auto), or it has none); each gets its own
+        check C(service:postgresql@<version>-<cluster>.service). When no such cluster is found, check C(service:postgresql.service)
+        is V(critical). Clusters are found the way the patching role's database probe finds them.
     type: list
     elements: str
     default: []
+  postgresql_layout:
+    description:
+      - How an expected C(postgresql.service) in O(services) is judged.
+      - V(debian) replaces it with the units of the clusters that start automatically (see O(services)).
+      - V(none) judges the unit C(postgresql.service) itself (the real server unit on Red Hat-like hosts).
+      - V(auto) is V(debian) when C(/etc/debian_version) or O(postgresql_etc_dir) exists, else V(none).
+    type: str
+    choices: [auto, debian, none]
+    default: auto
+    version_added: 0.2.0
+  postgresql_etc_dir:
+    description:
+      - Where the PostgreSQL clusters of a Debian host are configured (C(<dir>/<version>/<cluster>/postgresql.conf) and C(start.conf)).
+    type: path
+    default: /etc/postgresql
+    version_added: 0.2.0
   memory_services:
     description:
       - systemd units whose memory is compared with O(service_memory_limit_mb) in check C(service_memory:<unit>)
@@ -205,9 +226,9 @@ EXAMPLES = r"""
     expected_ports: [8000, 22]
   register: host_health
 
-- name: Host health of the database primary, only its data mount
+- name: Host health of the database primary (on Debian its clusters' units are judged), only its data mount
   dealerscope.ops.host_health:
-    services: [postgresql@15-main.service]
+    services: [postgresql.service]
     disk_mounts: [/, /var/lib/postgresql]
     security_updates_status: critical
 
@@ -330,9 +351,21 @@ health:
       type: list
       elements: float
       sample: [0.12, 0.2, 0.18]
+    postgresql:
+      description:
+        - The PostgreSQL clusters an expected C(postgresql.service) is judged by (see O(services)); V(null) when
+          O(services) does not name it or it is judged itself (O(postgresql_layout)).
+        - C(clusters) lists every cluster under C(etc_dir) with its C(start) mode; only those with C(auto) are expected active.
+      type: dict
+      sample:
+        layout: debian
+        etc_dir: /etc/postgresql
+        clusters:
+          - {version: "15", cluster: main, start: auto, auto: true, unit: postgresql@15-main.service, conf_dir: /etc/postgresql/15/main}
     services:
       description:
-        - State of each unit of O(services) and O(memory_services), by the name given.
+        - State of each unit of O(services) (with C(postgresql.service) replaced by its cluster units, see O(services)) and
+          O(memory_services), by the name given.
         - C(memory_bytes), C(memory_mb) and C(memory_source) (V(MemoryCurrent), V(cgroup_rss) or V(main_pid_rss))
           are set for O(memory_services).
       type: dict
@@ -401,6 +434,10 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.dealerscope.ops.plugins.module_utils.pg_clusters import (
+    discover_clusters,
+    is_wrapper_unit,
+)
 from ansible_collections.dealerscope.ops.plugins.module_utils.host_health import (
     CONTAINER_MARKERS,
     DEFAULT_EXCLUDE_FSTYPES,
@@ -437,6 +474,7 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.host_health import
     unit_memory,
     unit_state,
     evaluate,
+    expected_services,
     validate_thresholds,
 )
 
@@ -517,6 +555,19 @@ def gather_services(module, units, memory_units):
         services[unit].update(memory_bytes=memory, memory_mb=None if memory is None else round(memory / 1048576.0, 1),
                               memory_source=source)
     return services
+
+
+def gather_postgresql(params):
+    """The PostgreSQL clusters an expected postgresql.service stands for on a Debian host; None when it is judged itself."""
+    if not any(is_wrapper_unit(unit) for unit in params['services']):
+        return None
+    layout = params['postgresql_layout']
+    etc_dir = params['postgresql_etc_dir']
+    if layout == 'auto':
+        layout = 'debian' if path_exists('/etc/debian_version') or path_exists(etc_dir) else 'none'
+    if layout != 'debian':
+        return None
+    return {'layout': layout, 'etc_dir': etc_dir, 'clusters': discover_clusters(etc_dir)}
 
 
 def gather_failed_units(module):
@@ -661,6 +712,8 @@ def main():
             security_updates_status=dict(type='str', default='warning', choices=['warning', 'critical']),
             clock_max_offset_ms=dict(type='int', default=100),
             expected_ports=dict(type='list', elements='int', default=[]),
+            postgresql_layout=dict(type='str', default='auto', choices=['auto', 'debian', 'none']),
+            postgresql_etc_dir=dict(type='path', default='/etc/postgresql'),
         ),
         supports_check_mode=True,
     )
@@ -680,8 +733,10 @@ def main():
     own_first = own_cpu_seconds()
     sample_start = time.monotonic()
 
-    units = unique(params['services'] + params['memory_services'])
+    postgresql = gather_postgresql(params)
+    units = unique(expected_services(params['services'], postgresql) + params['memory_services'])
     health = {
+        'postgresql': postgresql,
         'services': gather_services(module, units, unique(params['memory_services'])),
         'failed_units': gather_failed_units(module),
         'listening': listening_ports(parse_proc_net_tcp(read_text('/proc/net/tcp'), 'tcp') +

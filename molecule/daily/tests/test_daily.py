@@ -36,6 +36,19 @@ def test_healthy_fleet_is_all_ok():
     assert checks_by(report, "db1")["replication_lag"]["status"] == "ok"
 
 
+def test_database_hosts_are_judged_by_their_cluster_units():
+    """The role's default db: [postgresql.service] (the lab does not override it) is judged by each cluster's own unit."""
+    lab = yaml.safe_load((PROJECT / "inventories" / "lab" / "group_vars" / "all" / "daily.yml").read_text())
+    assert "daily_expected_services" not in lab, lab
+    report, base = latest_report()
+    for host in ("db1", "db2"):
+        version = on(host, "ls /etc/postgresql").split()[0]
+        checks = checks_by(report, host)
+        check = checks["service:postgresql@%s-main.service" % version]
+        assert check["status"] == "ok" and check["details"]["expanded_from"] == "postgresql.service", (host, check)
+        assert "service:postgresql.service" not in checks, (host, checks["service:postgresql.service"])
+
+
 def test_first_run_records_the_account_baseline_instead_of_warning():
     # converge is the fleet's first daily run (prepare has no cursor run, --check writes no cursor): no "since",
     # so the accounts provisioning created are the baseline, reported ok - not new_accounts warnings

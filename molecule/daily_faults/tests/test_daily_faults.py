@@ -6,10 +6,12 @@ asserts on the report it wrote (and the notifications the lab receiver got), the
 import json
 import os
 import sys
+import time
 
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
 from helpers.runbook import app_fault, checks_by, daily, on  # noqa: E402
+from helpers.molecule_ssh import ssh  # noqa: E402
 
 EMAIL = "jane.doe@example.com"
 CARD = "4111 1111 1111 1111"
@@ -62,3 +64,32 @@ def test_pii_in_app_logs_is_counted_and_masked():
     for name in ("report.json", "report.md", "report.html"):
         text = (base / name).read_text()
         assert EMAIL not in text and CARD not in text and CARD.replace(" ", "") not in text, name
+
+
+def _api_healthy(host):
+    """The sample API's /healthz answers 200 (it runs SELECT 1 against the primary)."""
+    probe = "python3 -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=3)\""
+    return ssh(host, probe).returncode == 0
+
+
+def test_stopped_cluster_is_critical_although_the_wrapper_is_active():
+    """The role's default db: [postgresql.service] is judged by the cluster's own unit (the lab does not override it)."""
+    version = on("db1", "ls /etc/postgresql").split()[0]
+    unit = "postgresql@%s-main.service" % version
+    on("db1", "pg_ctlcluster %s main stop" % version)
+    try:
+        assert on("db1", "systemctl is-active %s || true" % unit).strip() in ("inactive", "failed")
+        assert on("db1", "systemctl is-active postgresql.service || true").strip() == "active"  # the wrapper stays active
+        result, report, base = daily()
+        assert result.returncode != 0, "a critical check must fail the run"
+        checks = checks_by(report, "db1")
+        check = checks["service:%s" % unit]
+        assert check["status"] == "critical" and check["alert"] == "service_down", check
+        assert check["details"]["expanded_from"] == "postgresql.service", check
+        assert "service:postgresql.service" not in checks, checks["service:postgresql.service"]
+    finally:
+        on("db1", "pg_ctlcluster %s main start" % version)
+        deadline = time.monotonic() + 60
+        while not all(_api_healthy(host) for host in ("app1", "app2")):
+            assert time.monotonic() < deadline, "the API's /healthz did not answer within 60 s of restarting the cluster"
+            time.sleep(1)

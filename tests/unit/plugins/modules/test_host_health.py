@@ -510,3 +510,111 @@ def test_sysstat_dir_option(harness):
     assert not failed
     assert result['health']['cpu']['history']['files'] == ['/srv/sa/sa' + today]
     assert by_name(result)['cpu']['value'] == 30.0 and '1 h of data in the last 24 h' in by_name(result)['cpu']['message']
+
+
+# ---------------------------------------------------------------------------------------------------- postgresql.service on Debian
+
+def show_block(unit, active, sub):
+    return 'Id=%s\nLoadState=loaded\nActiveState=%s\nSubState=%s\nMainPID=0\nMemoryCurrent=[not set]\nControlGroup=\n' % (unit, active, sub)
+
+
+def pg_etc(tmp_path, *clusters):
+    """A fake /etc/postgresql: (version, cluster, start.conf text or None)."""
+    root = tmp_path / 'etc-postgresql'
+    root.mkdir()
+    for version, name, start in clusters:
+        directory = root / version / name
+        directory.mkdir(parents=True)
+        (directory / 'postgresql.conf').write_text('# postgresql.conf\n')
+        if start is not None:
+            (directory / 'start.conf').write_text('# Automatic startup configuration\n%s\n' % start)
+    return str(root)
+
+
+def show_commands(harness):
+    return [command for command in harness.commands if command[1:2] == ['show']]
+
+
+def test_debian_postgresql_service_is_judged_by_its_stopped_cluster(harness, tmp_path):
+    """The cluster is stopped (pg_ctlcluster 15 main stop), the wrapper postgresql.service stays active: critical."""
+    etc = pg_etc(tmp_path, ('15', 'main', 'auto'), ('16', 'scratch', 'manual'))
+    harness.exists.add('/etc/debian_version')
+    harness.outputs['show'] = (0, '\n'.join([show_block('ssh.service', 'active', 'running'),
+                                             show_block('postgresql@15-main.service', 'inactive', 'dead')]), '')
+    harness.outputs['list-units'] = (0, '', '')
+    failed, result = harness.run(services=['ssh.service', 'postgresql.service'], postgresql_etc_dir=etc)
+    assert not failed
+    assert show_commands(harness)[0][-2:] == ['ssh.service', 'postgresql@15-main.service']
+    checks = by_name(result)
+    assert 'service:postgresql.service' not in checks and 'service:postgresql@16-scratch.service' not in checks
+    check = checks['service:postgresql@15-main.service']
+    assert check['status'] == 'critical' and check['alert'] == 'service_down'
+    assert check['message'] == 'postgresql@15-main.service is inactive (dead) (PostgreSQL cluster 15/main, judged for postgresql.service)'
+    assert check['details']['expanded_from'] == 'postgresql.service' and check['details']['cluster'] == '15/main'
+    assert [c['unit'] for c in result['health']['postgresql']['clusters']] == ['postgresql@15-main.service', 'postgresql@16-scratch.service']
+    assert list(result['health']['services']) == ['ssh.service', 'postgresql@15-main.service']
+
+
+def test_debian_postgresql_service_every_automatic_cluster_must_be_active(harness, tmp_path):
+    etc = pg_etc(tmp_path, ('15', 'main', None), ('16', 'reports', 'auto'))
+    harness.outputs['show'] = (0, '\n'.join([show_block('postgresql@15-main.service', 'active', 'running'),
+                                             show_block('postgresql@16-reports.service', 'failed', 'failed')]), '')
+    harness.outputs['list-units'] = (0, 'postgresql@16-reports.service loaded failed failed PostgreSQL Cluster 16-reports\n', '')
+    # no /etc/debian_version: the cluster tree alone makes the layout Debian's
+    harness.exists.add(etc)
+    failed, result = harness.run(services=['postgresql'], postgresql_etc_dir=etc)
+    assert not failed
+    checks = by_name(result)
+    assert checks['service:postgresql@15-main.service']['status'] == 'ok'
+    assert checks['service:postgresql@16-reports.service']['status'] == 'critical'
+    # the failed cluster unit is one of the expected services
+    assert checks['failed_units']['status'] == 'critical'
+    assert 'expected services among them: postgresql@16-reports.service' in checks['failed_units']['message']
+
+
+@pytest.mark.parametrize('clusters, found', [
+    ((), 'none'),
+    ((('15', 'main', 'manual'),), '15/main (start.conf: manual)'),
+])
+def test_debian_db_host_without_an_automatic_cluster_is_critical(harness, tmp_path, clusters, found):
+    etc = pg_etc(tmp_path, *clusters)
+    harness.exists.add('/etc/debian_version')
+    harness.outputs['show'] = (0, show_block('postgresql.service', 'active', 'exited'), '')
+    failed, result = harness.run(services=['postgresql.service'], postgresql_etc_dir=etc)
+    assert not failed
+    check = by_name(result)['service:postgresql.service']
+    assert check['status'] == 'critical' and check['alert'] == 'service_down'
+    assert 'no PostgreSQL cluster set to start automatically was found under %s (clusters found: %s)' % (etc, found) in check['message']
+
+
+def test_debian_host_without_any_postgresql_tree_is_critical(harness, tmp_path):
+    harness.exists.add('/etc/debian_version')
+    harness.outputs['show'] = (0, show_block('postgresql.service', 'active', 'exited'), '')
+    failed, result = harness.run(services=['postgresql.service'], postgresql_etc_dir=str(tmp_path / 'absent'))
+    assert not failed and by_name(result)['service:postgresql.service']['status'] == 'critical'
+
+
+def test_postgresql_service_judged_itself_elsewhere(harness, tmp_path):
+    """Not Debian (no /etc/debian_version, no cluster tree) or postgresql_layout=none: postgresql.service is the server unit."""
+    etc = pg_etc(tmp_path, ('15', 'main', 'auto'))
+    harness.outputs['show'] = (0, show_block('postgresql.service', 'active', 'running'), '')
+    for args in ({'postgresql_etc_dir': str(tmp_path / 'absent')}, {'postgresql_etc_dir': etc, 'postgresql_layout': 'none'}):
+        if args.get('postgresql_layout') == 'none':
+            harness.exists.add('/etc/debian_version')
+        harness.stat_samples = ['cpu  100 0 100 800 0 0 0 0 0 0\n', 'cpu  150 0 150 900 0 0 0 0 0 0\n']
+        failed, result = harness.run(services=['postgresql.service'], **args)
+        assert not failed and result['health']['postgresql'] is None
+        assert by_name(result)['service:postgresql.service']['status'] == 'ok'
+        assert show_commands(harness)[-1][-1] == 'postgresql.service'
+
+
+def test_postgresql_layout_debian_forced(harness, tmp_path):
+    etc = pg_etc(tmp_path, ('15', 'main', 'auto'))
+    harness.outputs['show'] = (0, show_block('postgresql@15-main.service', 'active', 'running'), '')
+    failed, result = harness.run(services=['postgresql.service'], postgresql_etc_dir=etc, postgresql_layout='debian')
+    assert not failed and by_name(result)['service:postgresql@15-main.service']['status'] == 'ok'
+
+
+def test_invalid_postgresql_layout(harness):
+    failed, result = harness.run(services=['postgresql.service'], postgresql_layout='rhel')
+    assert failed and 'postgresql_layout' in result['msg']
