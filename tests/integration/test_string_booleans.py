@@ -244,11 +244,11 @@ class Runs(object):
             return run
         return self.once(("patch", name), start)
 
-    def rollout(self, value):
+    def rollout(self, value, lb_hosts=("localhost",)):
         """The rollout entry point on the controller inside a change freeze, after a plan that found nothing to upgrade."""
-        extra = [{"patching_lb_backend": "none", "patching_lb_hosts": ["localhost"], "patching_pools": []}, FREEZE,
+        extra = [{"patching_lb_backend": "none", "patching_lb_hosts": list(lb_hosts), "patching_pools": []}, FREEZE,
                  "patching_override_window=%s" % value]
-        return self.once(("rollout", value), lambda: playbook(str(self.rollout_play), self.local, extra))
+        return self.once(("rollout", value, tuple(lb_hosts)), lambda: playbook(str(self.rollout_play), self.local, extra))
 
 
 BASELINE_PLAY = """
@@ -571,6 +571,22 @@ def _module_option_type(module, param):
 def test_string_boolean_behaviour(option, value, runs):
     """`-e option=<value>` as a string: the role does what the value says."""
     BEHAVIOUR[option][1](value, runs)
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_rollout_without_a_load_balancer(value, runs):
+    """patching_lb_backend none with no load balancer host (preflight allows it): the rollout's load balancer tasks are
+    skipped, not failed on `patching_lb_hosts | first` of an empty list ("No first item")."""
+    run = runs.rollout(value, lb_hosts=())
+    assert run.rc == 0, run.messages()[-3000:]
+    assert not any(r.get("failed") for r in run.results()), run.messages()[-3000:]
+    assert "No first item" not in run.text(), run.text()[-3000:]
+    assert run.data["stats"]["localhost"]["failures"] == 0, run.data["stats"]
+    halt = run.fact("halt_record")
+    if value == "true":
+        assert halt is None, halt
+    else:
+        assert halt and halt["phase"] == "window", halt  # the rollout ran up to its window re-check, as with a load balancer
 
 
 @pytest.mark.parametrize("role,name", sorted({(role, name) for role, _entry, name in boolean_options()}))
