@@ -17,6 +17,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 from .test_daily_report import free_port, messages, start_receiver
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -92,3 +94,73 @@ def test_undelivered_notification_is_a_critical_row_and_fails_the_run(tmp_path):
     assert row['status'] == 'critical' and row['checks'][0]['name'] == 'notify:delivery'
     assert row['checks'][0]['details']['failed'][0]['channel'] == 'pager'
     assert OLD_RUNS[0] not in fleet.runs()  # a real run applies retention
+
+
+# ---------------------------------------------------------------------------------------------------- the rollout-start notification
+
+# A host whose "Python" answers every module with canned JSON: apt_patch plans one upgrade, setup finds no local facts,
+# anything else (the rollout's pre-check) fails - so the run reaches plan.yml's start notification and then the report.
+FAKE_PYTHON = r'''#!/bin/sh
+payload=$(cat; printf '%s' "$*")
+case "$payload" in
+  *apt_patch*) echo '{"changed": false, "to_upgrade": [{"name": "libdemo", "from": "1.0", "to": "1.1", "security": true}],
+                       "held": [], "restarts": [], "reboot_required": false, "free_mb": 100000}' ;;
+  *setup*) echo '{"changed": false, "ansible_facts": {}}' ;;
+  *) echo '{"failed": true, "msg": "fake host: this module is not faked"}' ;;
+esac
+'''
+
+
+def fake_host(fleet, root):
+    python = root / 'fake-python'
+    python.write_text(FAKE_PYTHON)
+    python.chmod(0o755)
+    fleet.inventory.write_text('all:\n  children:\n    dealerscope:\n      children:\n        app:\n          hosts:\n'
+                               '            fake1: {ansible_connection: local, ansible_python_interpreter: %s}\n' % python)
+
+
+def start_row(report):
+    row = report['hosts']['alert delivery']
+    return dict((check['name'], check) for check in row['checks'])
+
+
+def test_rollout_start_notification_is_delivered_and_its_delivery_is_a_row(tmp_path):
+    fleet = Fleet(tmp_path, free_port())
+    fake_host(fleet, tmp_path)
+    receiver = start_receiver(fleet.port, tmp_path / 'hooks.jsonl')
+    try:
+        result = fleet.run()
+        output = result.stdout + result.stderr
+        summaries = [m for m in messages(fleet.port) if 'DealerScope patching started' in json.dumps(m)]
+        assert len(summaries) == 1, messages(fleet.port)
+        report = fleet.report()
+        assert report['meta']['kind'] == 'rollout', output[-3000:]
+        check = start_row(report)['notify:rollout_start']
+        assert check['status'] == 'ok' and check['message'] == 'rollout start notification: 1 message(s) delivered', check
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+
+
+@pytest.mark.parametrize('pager_is_team, status', [(False, 'warning'), (True, 'critical')])
+def test_undelivered_rollout_start_notification_is_a_row_of_the_report(tmp_path, pager_is_team, status):
+    """Nothing listens: the start summary to the team channel (slack; and the pager when it is a team channel) fails.
+    Before, plan.yml ignored that result and the report said nothing about it."""
+    fleet = Fleet(tmp_path, free_port())
+    fake_host(fleet, tmp_path)
+    channels = [
+        {'name': 'pager', 'kind': 'pager', 'url': 'http://127.0.0.1:%d/pager' % fleet.port, 'severities': ['critical'], 'team': pager_is_team},
+        {'name': 'slack', 'kind': 'slack', 'url': 'http://127.0.0.1:%d/slack' % fleet.port, 'severities': ['critical', 'high'], 'team': True},
+    ]
+    result = fleet.run(patching_notify_channels=channels)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    report = fleet.report()
+    assert report['meta']['kind'] == 'rollout', output[-3000:]
+    check = start_row(report)['notify:rollout_start']
+    assert check['status'] == status and check['alert'] == 'notification_failure', check
+    assert check['message'].startswith('rollout start notification: alert delivery failed for '), check
+    assert sorted(item['channel'] for item in check['details']['failed']) == (['pager', 'slack'] if pager_is_team else ['slack'])
+    assert any(p['host'] == 'alert delivery' and p['name'] == 'notify:rollout_start' for p in report['problems'])
+    if status == 'critical':
+        assert 'rollout start notification: alert delivery failed' in ' '.join(output.split()), output[-3000:]
