@@ -170,8 +170,8 @@ def test_make_lab_recreates_dead_hosts(lab):
     run(["podman", "stop", "-t", "2", "db2"])
     run(["podman", "pause", "app2"])
     result = playbook("lab/up.yml")
-    assert "removed dead container db2: state exited" in result.stdout, result.stdout[-3000:]
-    assert "removed dead container app2: state paused" in result.stdout, result.stdout[-3000:]
+    assert "lab: db2 recreated: state exited" in result.stdout, result.stdout[-3000:]
+    assert "lab: app2 recreated: state paused" in result.stdout, result.stdout[-3000:]
     for name in ("db2", "app2"):
         assert run(["podman", "inspect", "--format", "{{.State.Status}}", name]).stdout.strip() == "running"
     playbook("lab/provision.yml")  # readiness: db2 streaming, API on app2, LB serving
