@@ -13,11 +13,13 @@ for run in $(seq "$runs"); do
   ansible app -m ansible.builtin.shell -a "apt-mark unhold dslab-tools >/dev/null; apt-get install -y -q --allow-downgrades \
     dslab-libdemo=1.0 dslab-tools=1.0 dslab-kernel-stub=1.0 >/dev/null 2>&1 && rm -f /run/reboot-required /run/reboot-required.pkgs \
     /etc/ansible/facts.d/dealerscope_patching.fact && systemctl restart dealerscope-api" >/dev/null
-  rm -f .build/bench-load.stop .build/bench-load.json
+  rm -f .build/bench-load.stop .build/bench-load.json .build/bench-load.ready
   mkdir -p .build
   python3 tests/helpers/load.py 'https://127.0.0.1:8443/api/vehicles?limit=5' --rate 20 --seconds 300 --ca .lab/ca/ca.pem \
-    --until-file .build/bench-load.stop --out .build/bench-load.json >/dev/null 2>&1 &
-  sleep 1
+    --until-file .build/bench-load.stop --out .build/bench-load.json --ready-file .build/bench-load.ready >/dev/null 2>&1 &
+  # Patching starts once the first request through the LB has completed (a condition, not a sleep).
+  for _ in $(seq 1 300); do [ -f .build/bench-load.ready ] && break; sleep 0.2; done
+  [ -f .build/bench-load.ready ] || { echo "load generator never completed a request" >&2; exit 1; }
   t0=$(ms); status=0
   ansible-playbook dealerscope.ops.patch -e patching_group=app -e patching_mode=full >.build/bench-patch.log 2>&1 || status=$?
   t1=$(ms)
