@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Converge lab containers in one pass (called by lab/tasks/containers.yml).
 
 stdin: JSON {"containers": [...], "memory": "512m", "conf": "<CONTAINERS_CONF path>"}; each container:
@@ -41,7 +40,7 @@ def dead_reason(name, conf_of):
                     name, check=False)
     if result.returncode != 0:
         return None, False
-    status, _, conf = result.stdout.strip().partition("|")
+    status, _sep, conf = result.stdout.strip().partition("|")
     if status != "running":
         return "state %s" % status, True
     if conf and not conf_of(conf):

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Print the key of the provisioned lab images: a hash of everything lab provisioning reads.
 
 Provisioned images (lab/bin/stack-images.sh) are reused while the key matches and rebuilt when it
@@ -12,7 +11,7 @@ changes. The key covers:
     freshly started lab has no pending security update, as a freshly provisioned real host has none.
     The dates are cached for an hour (one key per test session); offline, the last known dates are used.
 
-Usage: lab/bin/stack_key.py [--explain]   (stdlib only: runs with any python3)
+Usage: python3 lab/bin/stack_key.py [--explain]   (stdlib only: runs with any python3)
 """
 import hashlib
 import json

@@ -101,7 +101,7 @@ def uncovered_changes(repo):
     sha = subject = None
     for line in _git(repo, "log", "--reverse", "--topo-order", "--format=@%H %s", "--name-only", *span).splitlines():
         if line.startswith("@"):
-            sha, _, subject = line[1:].partition(" ")
+            sha, _sep, subject = line[1:].partition(" ")
         elif line.startswith("changelogs/fragments/"):
             fragment_order[line] = max(fragment_order.get(line, -1), order[sha])
         elif _changelog_area(line) and sha in order:

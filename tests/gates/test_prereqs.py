@@ -10,7 +10,6 @@ import functools
 import os
 import pathlib
 import re
-import shutil
 import subprocess
 
 import pytest

@@ -126,8 +126,8 @@ def test_query_says_where_each_server_is_reached(lab):
     result = run_module(args(lab))
     assert not result.get("failed"), result
     ports = {name: backend.port for name, backend in lab["backends"].items()}
-    assert [(m["name"], m["address"], m["port"]) for m in result["members"]] == [("a", "127.0.0.1", ports["a"]),
-                                                                                ("b", "127.0.0.1", ports["b"])]
+    expected = [("a", "127.0.0.1", ports["a"]), ("b", "127.0.0.1", ports["b"])]
+    assert [(m["name"], m["address"], m["port"]) for m in result["members"]] == expected
     for member in result["members"]:
         assert probe(member["address"], member["port"]) == (200, member["name"])
 

@@ -41,8 +41,8 @@ def test_scenario(scenario):
     elapsed = time.monotonic() - started
     stack = dict(line.split("=", 1) for line in timings.read_text().split()) if timings.exists() else {}
     with open(LOG_DIR / "durations.tsv", "a", encoding="utf-8") as durations:
-        durations.write("%s\t%.1f\t%d\t%s\n" % (scenario, elapsed, result.returncode,
-                                                 " ".join("%s=%s" % item for item in sorted(stack.items()))))
+        timing = " ".join("%s=%s" % item for item in sorted(stack.items()))
+        durations.write("%s\t%.1f\t%d\t%s\n" % (scenario, elapsed, result.returncode, timing))
     tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-60:]
     assert result.returncode == 0, "molecule test -s %s failed (log %s):\n%s" % (scenario, log, "\n".join(tail))
     if stack.get("built") == "yes":

@@ -164,7 +164,7 @@ def test_sysstat_collection_is_on(host):
 
 def test_host_health_reads_the_sysstat_history(host):
     """Two real collections, then dealerscope.ops.host_health on the host reads them back with sadf -j."""
-    for _ in range(2):
+    for _attempt in range(2):
         host.check_output("systemctl start sysstat-collect.service")
         time.sleep(1.2)
     project = os.environ["MOLECULE_PROJECT_DIRECTORY"]

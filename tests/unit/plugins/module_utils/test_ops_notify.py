@@ -354,6 +354,7 @@ def test_check_mode_sends_nothing(receiver):
 
 def test_check_mode_predicts_changed_exactly_as_a_real_run():
     channels = n.validate_channels([{'name': 'pager', 'kind': 'pager', 'url': 'http://127.0.0.1:9/p', 'severities': ['critical']}])
+
     def ok_sender(_url, _body):
         return True
 
@@ -372,8 +373,8 @@ def test_check_mode_predicts_changed_exactly_as_a_real_run():
 
 def test_delivery_check_pages_on_a_failed_pager_or_critical_alert():
     def result(*failed, sent=2):
-        return {'sent': [{}] * sent, 'failed_deliveries': [dict(channel=c, kind=k, type=t, severity=sev, keys=keys, error='URLError: refused')
-                                                            for c, k, t, sev, keys in failed]}
+        failures = [dict(channel=c, kind=k, type=t, severity=sev, keys=keys, error='URLError: refused') for c, k, t, sev, keys in failed]
+        return {'sent': [{}] * sent, 'failed_deliveries': failures}
     ok = n.delivery_check(result())
     assert ok['status'] == 'ok' and ok['alert'] is None and ok['message'] == '2 message(s) delivered'
     assert n.delivery_check(result(), check_mode=True)['message'] == '2 message(s) would be delivered (check mode: nothing sent)'
@@ -464,9 +465,9 @@ def test_failed_page_for_an_event_is_retried_although_it_is_no_longer_raised(rec
 def test_still_raised_alert_is_sent_once_not_twice():
     channels = n.validate_channels([{'name': 'pager', 'kind': 'pager', 'url': 'http://127.0.0.1:9/p', 'severities': ['critical']}])
     state = n.empty_state()
-    state['retry'] = {'pager': {'service_down|app1|api_health': dict(key='service_down|app1|api_health', host='app1', check='api_health',
-                                                                   alert='service_down', status='critical', message='boom',
-                                                                   severity='critical', runbook='daily', failed_at=T0)}}
+    entry = dict(key='service_down|app1|api_health', host='app1', check='api_health', alert='service_down', status='critical',
+                 message='boom', severity='critical', runbook='daily', failed_at=T0)
+    state['retry'] = {'pager': {'service_down|app1|api_health': entry}}
     plan = n.plan_run(n.normalize_alerts(ALERTS[:1], {}), channels, state, T0 + HOUR)
     assert [len(d['requests']) for d in plan['deliveries']] == [1] and plan['retry_due'] == []
     calls = []

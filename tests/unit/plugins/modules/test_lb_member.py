@@ -108,8 +108,8 @@ def test_nginx_drain_validates_reloads_and_reports(run, nginx):
     assert result['drain_wait_s'] == 0.0  # no nginx worker in the fake /proc
     [app1, app2] = result['members']
     assert app1['name'] == 'app1:8000' and app1['state'] == 'drained' and app1['reason'] == 'patching app1 kernel'
-    assert app1['drained_at'].endswith('Z') and app2 == dict(name='app2:8000', state='enabled', reason=None, drained_at=None,
-                                                                   address='app2', port=8000)
+    assert app1['drained_at'].endswith('Z')
+    assert app2 == dict(name='app2:8000', state='enabled', reason=None, drained_at=None, address='app2', port=8000)
     text = nginx.text()
     expected = LAB.replace('    server app1:8000 max_fails=2 fail_timeout=5s;\n',
                            DRAINED_LINE + app1['drained_at'] + ': patching app1 kernel\n')
@@ -400,8 +400,8 @@ def test_haproxy_members_are_reached_at_their_address_not_their_name(run, haprox
     haproxy.unresolved.add('b')
     failed, result = run(**hargs(haproxy, member='a'))
     assert not failed and result['state'] == 'enabled'
-    assert [(m['name'], m['address'], m['port']) for m in result['members']] == [('a', '10.0.0.10', 8000), ('b', None, 8001),
-                                                                                ('c', '10.0.0.12', 8002)]
+    expected = [('a', '10.0.0.10', 8000), ('b', None, 8001), ('c', '10.0.0.12', 8002)]
+    assert [(m['name'], m['address'], m['port']) for m in result['members']] == expected
 
 
 def test_haproxy_drain_waits_then_sets_maint(run, haproxy):
