@@ -96,8 +96,13 @@ def program_uses():
         text = path.read_text()
         for match in re.finditer(r"""argv:\s*(?:\[\s*|\n\s*-\s*)["']?([a-z][a-z0-9._+-]*)""", text):
             add(match.group(1), str(path.relative_to(ROOT)))
-        for match in re.finditer(r"(?:cmd|shell|command):\s*[>|]-?\s*\n((?:\s{8,}.*\n)+)", text):
-            for word in _shell_commands(match.group(1)):
+        for match in re.finditer(r"^( *)(?:cmd|shell|command):\s*[>|]-?\s*\n", text, re.MULTILINE):
+            indent, block = len(match.group(1)), []
+            for line in text[match.end():].splitlines():
+                if line.strip() and len(line) - len(line.lstrip()) <= indent:
+                    break  # the block scalar ends where indentation returns to the key's
+                block.append(line)
+            for word in _shell_commands("\n".join(block)):
                 add(word, str(path.relative_to(ROOT)))
     return uses
 
