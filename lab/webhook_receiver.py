@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import sys
 import threading
 import time
@@ -45,6 +46,10 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_POST(self):  # pylint: disable=invalid-name
+        if self.path.rstrip('/') == '/shutdown':
+            self._reply(200, {'ok': True})
+            threading.Thread(target=self.server.shutdown, daemon=True).start()
+            return
         length = int(self.headers.get('Content-Length') or 0)
         if length > MAX_BODY:
             self._reply(413, {'ok': False, 'error': 'body too large'})
@@ -64,8 +69,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # pylint: disable=invalid-name
         if self.path.rstrip('/') == '/messages':
             self._reply(200, self.server.messages())
+        elif self.path.rstrip('/') == '/health':
+            # Which file this receiver records into, and whether it still can (its checkout may be gone):
+            # callers reuse a running receiver only when it records where they read.
+            directory = os.path.dirname(os.path.abspath(self.server.record_file))
+            self._reply(200, {'file': os.path.abspath(self.server.record_file),
+                              'writable': os.path.isdir(directory) and os.access(directory, os.W_OK)})
         else:
-            self._reply(404, {'ok': False, 'error': 'GET /messages only'})
+            self._reply(404, {'ok': False, 'error': 'GET /messages or /health only'})
 
     def do_DELETE(self):  # pylint: disable=invalid-name
         if self.path.rstrip('/') == '/messages':

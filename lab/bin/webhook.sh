@@ -8,7 +8,19 @@ pidfile="$state/webhook.pid"
 port=${LAB_WEBHOOK_PORT:-8765}
 case "${1:-status}" in
   start)
-    if curl -fsS -o /dev/null "http://127.0.0.1:${port}/messages" 2>/dev/null; then echo "webhook receiver already answers on 127.0.0.1:${port}"; exit 0; fi
+    # Reuse a running receiver only if it records into this checkout's file and still can (one started
+    # from a deleted checkout answers GET but fails every POST); ask any other to stop.
+    health=$(curl -fsS "http://127.0.0.1:${port}/health" 2>/dev/null || true)
+    if [ -n "$health" ]; then
+      if printf '%s' "$health" | python3 -c 'import json,sys; h=json.load(sys.stdin); sys.exit(0 if h.get("file") == sys.argv[1] and h.get("writable") else 1)' "$state/webhooks.jsonl"; then
+        echo "webhook receiver already answers on 127.0.0.1:${port}"; exit 0
+      fi
+      curl -fsS -o /dev/null -X POST "http://127.0.0.1:${port}/shutdown" 2>/dev/null || true
+      for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:${port}/messages" 2>/dev/null || break; sleep 0.2; done
+    fi
+    if curl -fsS -o /dev/null "http://127.0.0.1:${port}/messages" 2>/dev/null; then
+      echo "127.0.0.1:${port} is held by a webhook receiver that does not record into $state/webhooks.jsonl: stop it first" >&2; exit 1
+    fi
     mkdir -p "$state"
     nohup python3 "$root/lab/webhook_receiver.py" "$port" "$state/webhooks.jsonl" >"$state/webhook.log" 2>&1 &
     echo $! >"$pidfile"

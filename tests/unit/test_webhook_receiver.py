@@ -1,0 +1,56 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""lab/webhook_receiver.py: /health says where it records and whether it still can; /shutdown stops it.
+
+A receiver left running by a checkout that is gone answered GET /messages but failed every POST, so stack
+scenarios that reused it lost every notification (issue 7: lab state must not depend on a checkout)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+import shutil
+import threading
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SPEC = importlib.util.spec_from_file_location("webhook_receiver", ROOT / "lab" / "webhook_receiver.py")
+receiver = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(receiver)
+
+
+def _get(port, path):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_health_names_the_file_and_turns_unwritable_when_its_directory_is_gone(tmp_path):
+    directory = tmp_path / "checkout" / ".build"
+    directory.mkdir(parents=True)
+    server = receiver.WebhookReceiver(port=0, path=str(directory / "webhooks.jsonl"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    try:
+        assert _get(port, "/health") == {"file": str(directory / "webhooks.jsonl"), "writable": True}
+        shutil.rmtree(tmp_path / "checkout")
+        assert _get(port, "/health")["writable"] is False
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_shutdown_stops_the_receiver(tmp_path):
+    server = receiver.WebhookReceiver(port=0, path=str(tmp_path / "webhooks.jsonl"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    request = urllib.request.Request("http://127.0.0.1:%d/shutdown" % port, data=b"{}", method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert json.loads(response.read()) == {"ok": True}
+    thread.join(timeout=10)
+    server.server_close()
+    assert not thread.is_alive()
+    assert not (tmp_path / "webhooks.jsonl").exists()  # the shutdown request is not recorded as a message
