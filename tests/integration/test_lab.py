@@ -132,7 +132,11 @@ def test_healthz_checks_the_database(lab):
 
 def test_real_reboot_restarts_the_host_and_the_api_comes_back(lab):
     before = ssh(2223, "awk '{print $22}' /proc/1/stat").stdout.strip()
-    playbook("lab/reboot.yml", "-e", "lab_reboot_hosts=app2")
+    result = playbook("lab/reboot.yml", "-e", "lab_reboot_hosts=app2", check=False)
+    # When podman's restart of the container fails, say what podman saw (state, error, restarts).
+    state = run(["podman", "inspect", "--format", "{{.State.Status}} error={{.State.Error}} restarts={{.RestartCount}}",
+                 "app2"], check=False).stdout.strip()
+    assert result.returncode == 0, "app2 did not come back from its reboot (podman: %s):\n%s" % (state, result.stdout[-1500:])
     after = ssh(2223, "awk '{print $22}' /proc/1/stat").stdout.strip()
     assert int(after) > int(before)
     deadline = time.monotonic() + 60
