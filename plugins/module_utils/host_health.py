@@ -28,6 +28,7 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.ops_checks import 
 from ansible_collections.dealerscope.ops.plugins.module_utils.pg_clusters import (
     auto_cluster_units,
     is_wrapper_unit,
+    read_text as _read,
 )
 
 DEFAULT_EXCLUDE_FSTYPES = [
@@ -202,14 +203,6 @@ def parse_cgroup_file(text):
         if len(parts) == 3:
             result.append((parts[1], parts[2]))
     return result
-
-
-def _read(path):
-    try:
-        with open(path, 'rb') as handle:
-            return handle.read().decode('utf-8', errors='replace')
-    except (IOError, OSError):
-        return None
 
 
 def _read_int(path):

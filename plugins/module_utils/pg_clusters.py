@@ -43,7 +43,8 @@ def parse_start_conf(text):
     return _WHITESPACE.sub('', ''.join(lines)) or AUTO
 
 
-def _read(path):
+def read_text(path):
+    """A file's text (UTF-8, undecodable bytes replaced), or None when it cannot be read."""
     try:
         with open(path, 'rb') as handle:
             return handle.read().decode('utf-8', errors='replace')
@@ -60,7 +61,7 @@ def discover_clusters(etc_dir=DEBIAN_ETC):
         directory = os.path.dirname(conf)
         version = os.path.basename(os.path.dirname(directory))
         name = os.path.basename(directory)
-        start = parse_start_conf(_read(os.path.join(directory, 'start.conf')))
+        start = parse_start_conf(read_text(os.path.join(directory, 'start.conf')))
         clusters.append({'version': version, 'cluster': name, 'start': start, 'auto': start == AUTO,
                          'unit': cluster_unit(version, name), 'conf_dir': directory})
     return clusters
