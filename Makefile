@@ -91,7 +91,7 @@ molecule: venv collection images ## Every Molecule scenario (one pytest test eac
 
 # Two lanes (tests/conftest.py): Molecule scenarios one after another on one worker, everything else on the other.
 test: venv collection images stack-images ## Whole suite - gates (yamllint, ansible-lint, sanity), unit, integration, molecule; one summary line
-	@$(PY) -m pytest tests/gates tests/unit tests/integration -x -p no:cacheprovider -q -rfE -n 2 --dist loadgroup --no-loadscope-reorder --durations=25
+	@$(PY) -m pytest tests/gates tests/unit tests/integration -x -p no:cacheprovider -q -rfE -n 2 --dist loadscope --no-loadscope-reorder --durations=25
 
 build: venv ## Build the collection tarball into .build/
 	@$(BIN)/ansible-galaxy collection build --force --output-path .build $(ROOT)

@@ -1,4 +1,4 @@
-"""Suite-wide scheduling for `make test` (pytest-xdist, `-n 2 --dist loadgroup`).
+"""Suite-wide scheduling for `make test` (pytest-xdist, `-n 2 --dist loadscope`).
 
 Two lanes on a 2-core machine. Every test that starts, reboots or removes podman containers runs in one
 lane, one after another: the Molecule scenarios (tests/integration/test_molecule.py; stack scenarios also
@@ -8,25 +8,28 @@ process changing networks at the same moment: with the two in separate lanes, a 
 test_lab.py was sometimes never restarted by podman (events `died`, `restart`, then nothing) while Molecule
 created containers, and a Molecule host could not resolve its NTP server while the lab was being recreated.
 
-Every other test module is its own group, so its module fixtures are set up once (as with loadscope). The
-podman group is sorted first so that it gets a worker from the start; `--no-loadscope-reorder` keeps this
-order. xdist hands each worker two groups at the start, so the group sorted right after the podman group
-waits for it: that place goes to a short module of pure-logic unit tests (tests/unit/plugins/
-filter/test_patch_traffic.py). Without xdist the marks change nothing but the order.
+The scheduler is loadscope with one change (pytest_xdist_make_scheduler): both modules are one scope,
+"podman". (`--dist loadgroup` with xdist_group marks cannot do it here: pytest-xdist 3.8 renames the node
+ids through `item._nodeid`, which pytest 9.2 no longer reads, so every marked test was scheduled alone.)
+Every other module stays its own scope, so its module fixtures are set up once. The podman scope is sorted
+first so that it gets a worker from the start; `--no-loadscope-reorder` keeps this order. xdist hands each
+worker two scopes at the start, so the scope sorted right after the podman one waits for it: that place goes
+to a short module of pure-logic unit tests. Without xdist only the order changes.
 """
 
 import pytest
 
 PODMAN_MODULES = ("tests/integration/test_molecule.py", "tests/integration/test_lab.py")
+PODMAN_SCOPE = "podman"
 AFTER_PODMAN = "tests/unit/plugins/filter/test_patch_traffic.py"
 
 
-def _module(item):
-    return item.nodeid.split("::", 1)[0]
+def _module(nodeid):
+    return nodeid.split("::", 1)[0]
 
 
 def _rank(item):
-    module = _module(item)
+    module = _module(item.nodeid)
     if module in PODMAN_MODULES:
         return (0, PODMAN_MODULES.index(module))
     if module == AFTER_PODMAN:
@@ -34,9 +37,22 @@ def _rank(item):
     return (2, 0)
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     items.sort(key=_rank)  # stable: the order inside each rank stays pytest's
-    for item in items:
-        module = _module(item)
-        item.add_marker(pytest.mark.xdist_group("podman" if module in PODMAN_MODULES else module))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # pylint: disable=import-outside-toplevel
+
+    class PodmanLaneScheduling(LoadScopeScheduling):
+        """loadscope, with every podman-changing module in one scope."""
+
+        def _split_scope(self, nodeid):
+            if _module(nodeid) in PODMAN_MODULES:
+                return PODMAN_SCOPE
+            return super()._split_scope(nodeid)
+
+    return PodmanLaneScheduling(config, log)
