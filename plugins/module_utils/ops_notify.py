@@ -40,6 +40,8 @@ STATUSES = ('ok', 'warning', 'critical')
 CHANNEL_KINDS = ('slack', 'pager', 'webhook')
 FLUSH_MODES = ('auto', 'now', 'never')
 
+# The one severity map of the collection: alert class -> severity. Runbooks and the ops_notify module
+# merge a user's map over it (roles: runbook_end_severity_map).
 DEFAULT_SEVERITY_MAP = {
     'service_down': 'critical',
     'high_error_rate': 'critical',
@@ -52,6 +54,14 @@ DEFAULT_SEVERITY_MAP = {
     'backup_stale': 'critical',
     'backup_success': 'low',
     'deployment_complete': 'low',
+    'replication_lag': 'medium',
+    'monitoring_gap': 'medium',
+    'patch_failed': 'critical',
+    'patch_halted': 'high',
+    'traffic_interrupted': 'high',
+    'reboot_pending': 'medium',
+    'restart_pending': 'medium',
+    'patch_not_reached': 'medium',
 }
 
 # PagerDuty Events v2 knows critical, error, warning and info.
@@ -755,3 +765,99 @@ def describe_error(exc):
     if reason is not None:
         return '%s: %s' % (type(exc).__name__, reason)
     return '%s: %s' % (type(exc).__name__, exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# one notification run (shared by the ops_notify module and the runbook_end action plugin)
+
+BOUNDS = {
+    'timeout_s': (1, 60),
+    'retries': (0, 5),
+    'repeat_after_hours': (0, 24 * 365),
+    'digest_daily_hours': (1, 24 * 7),
+    'digest_weekly_days': (1, 31),
+    'retry_max_hours': (1, 24 * 31),
+}
+
+DEFAULTS = {
+    'timeout_s': 10,
+    'retries': 2,
+    'repeat_after_hours': 24,
+    'digest_daily_hours': 24,
+    'digest_weekly_days': 7,
+    'retry_max_hours': 72,
+    'flush': 'auto',
+    'status_summary': '',
+    'report_url': '',
+}
+
+
+class NotifyError(Exception):
+    """The run could not be processed (bad input, internal error, state not writable); ``result`` is what is known."""
+
+    def __init__(self, message, result=None):
+        super(NotifyError, self).__init__(message)
+        self.result = result or {}
+
+
+def validate_bounds(params):
+    """ValueError naming the first numeric option outside its bounds."""
+    for name, (low, high) in BOUNDS.items():
+        value = params.get(name, DEFAULTS[name])
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError('%s must be an integer between %d and %d, got %r' % (name, low, high, value))
+
+
+def notify_once(alerts, channels, state_dir, runbook, check_mode=False, severity_map=None, sender=None, **options):
+    """Route one run's alerts: validate, load the state, plan, deliver (or predict), save the state.
+
+    Returns ``(result, warnings)``; ``result`` carries ``checks`` (the ``notify:delivery`` check). Raises
+    ValueError for invalid input (before anything is sent) and NotifyError when the run cannot be processed.
+    ``sender`` defaults to ``make_sender(timeout_s, retries)``; in check mode nothing is sent or saved.
+    """
+    params = dict(DEFAULTS, **options)
+    validate_bounds(params)
+    if params['flush'] not in FLUSH_MODES:
+        raise ValueError('flush must be one of %s, got %r' % (', '.join(FLUSH_MODES), params['flush']))
+    severity_map = validate_severity_map(dict(DEFAULT_SEVERITY_MAP, **(severity_map or {})))  # merged over the one map
+    channels = validate_channels(channels)
+    alerts = normalize_alerts(alerts, severity_map)
+
+    warnings = []
+    if os.path.exists(state_dir) and not os.path.isdir(state_dir):
+        raise ValueError('state_dir %s exists and is not a directory' % state_dir)
+    if os.path.isdir(state_dir) and os.stat(state_dir).st_mode & 0o077:
+        warnings.append('state_dir %s is accessible by group or others; it should be mode 0700' % state_dir)
+    state = load_state(state_dir, warnings)
+
+    plan = plan_run(alerts, channels, state, time.time(), severity_map=severity_map,
+                    repeat_after_hours=params['repeat_after_hours'], digest_daily_hours=params['digest_daily_hours'],
+                    digest_weekly_days=params['digest_weekly_days'], flush=params['flush'],
+                    status_summary=params['status_summary'], runbook=runbook, report_url=params['report_url'],
+                    retry_max_hours=params['retry_max_hours'])
+    for dropped in plan['retry_dropped']:
+        warnings.append('alert %s was never delivered to %s and is no longer retried (%s)' % (dropped['key'], dropped['channel'], dropped['reason']))
+    if plan['no_team_channel']:
+        warnings.append('medium/low alerts are queued but no channel has team=true, so no digest can be sent')
+    if plan['unrouted']:
+        warnings.append('no channel takes these alerts immediately: %s' % ', '.join(plan['unrouted']))
+
+    if check_mode:
+        sender = None
+    elif sender is None:
+        sender = make_sender(params['timeout_s'], params['retries'])
+    try:
+        result, new_state = execute(plan, state, channels, sender)
+    except Exception as exc:  # pylint: disable=broad-except
+        # only DeliveryError is a failed delivery; anything else is a bug and must not pass for a dead webhook
+        secrets = [value for channel in channels for value in (channel['url'], channel['routing_key'])]
+        raise NotifyError('internal error while delivering: %s: %s (a bug, not a delivery failure; the notification state '
+                          'was not updated)' % (type(exc).__name__, redact(exc, secrets)))
+    if not check_mode:
+        try:
+            ensure_state_dir(state_dir)
+            save_state(state_dir, new_state)
+        except OSError as exc:
+            raise NotifyError('cannot write the notification state in %s: %s' % (state_dir, exc), result)
+    result['checks'] = [delivery_check(result, check_mode=check_mode)]
+    return result, warnings

@@ -42,22 +42,12 @@ options:
     default: []
   severity_map:
     description:
-      - Severity of each alert class. Replaces the default map; combine it with the default in the playbook to extend it.
-      - An alert class that is not in the map gets V(critical) when its status is V(critical), else V(medium).
+      - Severity of alert classes, merged over the collection's one map (C(DEFAULT_SEVERITY_MAP) in
+        C(plugins/module_utils/ops_notify.py), listed in C(docs/notifications.md)); give only the classes to change.
+      - An alert class that is in neither gets V(critical) when its status is V(critical), else V(medium).
       - Valid severities are V(critical), V(high), V(medium) and V(low).
     type: dict
-    default:
-      service_down: critical
-      high_error_rate: critical
-      high_latency: high
-      resource_exhaustion: medium
-      security_event: high
-      pii_exposure: high
-      tls_expiry: medium
-      security_headers: low
-      backup_stale: critical
-      backup_success: low
-      deployment_complete: low
+    default: {}
   channels:
     description:
       - The notification channels. Names identify channels in the state and in the results; URLs never appear there.
@@ -376,40 +366,19 @@ checks:
         retried_next_run: ["service_down|app1|api_health"]
 """
 
-import os
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dealerscope.ops.plugins.module_utils.ops_notify import (
-    DEFAULT_SEVERITY_MAP,
-    delivery_check,
-    ensure_state_dir,
-    execute,
-    load_state,
-    make_sender,
-    normalize_alerts,
-    plan_run,
-    redact,
-    save_state,
-    validate_channels,
-    validate_severity_map,
+    DEFAULTS,
+    NotifyError,
+    notify_once,
 )
-
-BOUNDS = {
-    'timeout_s': (1, 60),
-    'retries': (0, 5),
-    'repeat_after_hours': (0, 24 * 365),
-    'digest_daily_hours': (1, 24 * 7),
-    'digest_weekly_days': (1, 31),
-    'retry_max_hours': (1, 24 * 31),
-}
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             alerts=dict(type='list', elements='dict', default=[]),
-            severity_map=dict(type='dict', default=dict(DEFAULT_SEVERITY_MAP)),
+            severity_map=dict(type='dict', default={}),
             channels=dict(
                 type='list', elements='dict', required=True,
                 options=dict(
@@ -437,55 +406,16 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    for name, (low, high) in BOUNDS.items():
-        if not low <= params[name] <= high:
-            module.fail_json(msg='%s must be between %d and %d, got %d' % (name, low, high, params[name]))
+    options = dict((name, params[name]) for name in DEFAULTS)
     try:
-        severity_map = validate_severity_map(params['severity_map'])
-        channels = validate_channels(params['channels'])
-        alerts = normalize_alerts(params['alerts'], severity_map)
+        result, warnings = notify_once(params['alerts'], params['channels'], params['state_dir'], params['runbook'],
+                                       check_mode=module.check_mode, severity_map=params['severity_map'], **options)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-
-    state_dir = params['state_dir']
-    warnings = []
-    if os.path.exists(state_dir) and not os.path.isdir(state_dir):
-        module.fail_json(msg='state_dir %s exists and is not a directory' % state_dir)
-    if os.path.isdir(state_dir) and os.stat(state_dir).st_mode & 0o077:
-        warnings.append('state_dir %s is accessible by group or others; it should be mode 0700' % state_dir)
-    state = load_state(state_dir, warnings)
-
-    now = time.time()
-    plan = plan_run(alerts, channels, state, now, severity_map=severity_map,
-                    repeat_after_hours=params['repeat_after_hours'], digest_daily_hours=params['digest_daily_hours'],
-                    digest_weekly_days=params['digest_weekly_days'], flush=params['flush'],
-                    status_summary=params['status_summary'], runbook=params['runbook'], report_url=params['report_url'],
-                    retry_max_hours=params['retry_max_hours'])
-    for dropped in plan['retry_dropped']:
-        warnings.append('alert %s was never delivered to %s and is no longer retried (%s)' % (dropped['key'], dropped['channel'], dropped['reason']))
-    if plan['no_team_channel']:
-        warnings.append('medium/low alerts are queued but no channel has team=true, so no digest can be sent')
-    if plan['unrouted']:
-        warnings.append('no channel takes these alerts immediately: %s' % ', '.join(plan['unrouted']))
-
-    sender = None if module.check_mode else make_sender(params['timeout_s'], params['retries'])
-    try:
-        result, new_state = execute(plan, state, channels, sender)
-    except Exception as exc:  # pylint: disable=broad-except
-        # only DeliveryError is a failed delivery; anything else is a bug and must not pass for a dead webhook
-        secrets = [value for channel in channels for value in (channel['url'], channel['routing_key'])]
-        module.fail_json(msg='ops_notify failed: internal error while delivering: %s: %s (a bug, not a delivery failure; '
-                             'the notification state was not updated)' % (type(exc).__name__, redact(exc, secrets)))
-    if not module.check_mode:
-        try:
-            ensure_state_dir(state_dir)
-            save_state(state_dir, new_state)
-        except OSError as exc:
-            module.fail_json(msg='cannot write the notification state in %s: %s' % (state_dir, exc), **result)
-
+    except NotifyError as exc:
+        module.fail_json(msg='ops_notify failed: %s' % exc, **exc.result)
     for warning in warnings:
         module.warn(warning)
-    result['checks'] = [delivery_check(result, check_mode=module.check_mode)]
     if result['failed_deliveries'] and params['fail_on_delivery_error']:
         channels_failed = sorted(set(item['channel'] for item in result['failed_deliveries']))
         module.fail_json(msg='delivery failed for %s' % ', '.join(channels_failed), **result)

@@ -15,6 +15,7 @@ import pytest
 
 from ansible.module_utils import basic
 
+from ansible_collections.dealerscope.ops.plugins.module_utils import ops_notify as ops_notify_utils
 from ansible_collections.dealerscope.ops.plugins.modules import ops_notify
 from .utils import AnsibleExitJson, AnsibleFailJson, exit_json, fail_json, set_module_args  # noqa: F401
 
@@ -136,11 +137,11 @@ def test_invalid_severity_map_is_rejected(harness):
 
 def test_bounds_are_enforced(harness):
     failed, result = harness.run(timeout_s=0)
-    assert failed and 'timeout_s must be between 1 and 60' in result['msg']
+    assert failed and 'timeout_s must be an integer between 1 and 60, got 0' in result['msg']
     failed, result = harness.run(retries=9)
     assert failed and 'retries' in result['msg']
     failed, result = harness.run(retry_max_hours=0)
-    assert failed and 'retry_max_hours must be between 1 and 744' in result['msg']
+    assert failed and 'retry_max_hours must be an integer between 1 and 744' in result['msg']
 
 
 def test_delivery_failure_reported_without_url_and_optionally_fatal(harness):
@@ -165,7 +166,7 @@ def test_a_bug_fails_the_module_instead_of_a_retried_delivery_failure(harness, m
             raise AttributeError("'NoneType' object has no attribute 'getcode' (%s)" % url)
         return send
 
-    monkeypatch.setattr(ops_notify, 'make_sender', buggy_sender)
+    monkeypatch.setattr(ops_notify_utils, 'make_sender', buggy_sender)
     failed, result = harness.run(alerts=ALERTS[:1])
     assert failed
     assert result['msg'].startswith("ops_notify failed: internal error while delivering: AttributeError: 'NoneType' object has no attribute")
