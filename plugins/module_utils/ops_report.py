@@ -3,12 +3,13 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Pure logic used by the ``dealerscope.ops.ops_report`` module.
+"""Pure logic of the runbook report, used by the ``dealerscope.ops.runbook_end`` action plugin.
 
 Builds the runbook report (a dict) from the per-host check results, scrubs secrets out of it,
-validates it against ``REPORT_SCHEMA`` with a tiny built-in validator, renders it as JSON,
-Markdown and one self-contained HTML page, and manages the report directory (atomic writes,
-the ``latest`` symlink, retention).
+renders it as JSON and manages the report directory (atomic writes, the ``latest`` symlink,
+retention). The Markdown and HTML come from Jinja2 templates (``plugins/plugin_utils/report_render.py``,
+``roles/runbook_end/templates/``); the JSON is validated against ``REPORT_SCHEMA`` with ``jsonschema``
+(``plugins/plugin_utils/report_schema.py``).
 
 ``REPORT_SCHEMA`` is the single source of the report's JSON Schema; ``docs/report.schema.json``
 is a copy of ``schema_json()`` and a unit test asserts they are identical. Regenerate it with::
@@ -22,7 +23,6 @@ No AnsibleModule import here.
 from __future__ import annotations
 
 import datetime
-import html
 import json
 import math
 import os
@@ -62,7 +62,7 @@ REPORT_SCHEMA = {
     '$schema': 'https://json-schema.org/draft/2020-12/schema',
     '$id': 'https://example.invalid/dealerscope/ops/docs/report.schema.json',
     'title': 'DealerScope ops runbook report',
-    'description': ('report.json written by dealerscope.ops.ops_report once per runbook run (daily, patching, DR, ...). '
+    'description': ('report.json written by dealerscope.ops.runbook_end once per runbook run (daily, patching, DR, ...). '
                     'Generated from REPORT_SCHEMA in plugins/module_utils/ops_report.py; do not edit by hand.'),
     'type': 'object',
     'required': ['schema_version', 'runbook', 'started_at', 'finished_at', 'duration_s', 'status', 'hosts', 'summary',
@@ -163,91 +163,6 @@ REPORT_SCHEMA = {
 def schema_json():
     """The canonical text of ``docs/report.schema.json``."""
     return json.dumps(REPORT_SCHEMA, indent=2) + '\n'
-
-
-# --------------------------------------------------------------------------- tiny JSON Schema validator
-
-# Keywords the validator understands; annotation keywords are accepted and ignored.
-VALIDATOR_KEYWORDS = frozenset(('type', 'const', 'enum', 'required', 'properties', 'additionalProperties', 'items',
-                                'minimum', 'minLength', 'pattern', '$ref'))
-ANNOTATION_KEYWORDS = frozenset(('$schema', '$id', '$defs', 'title', 'description'))
-
-
-def _is_type(instance, name):
-    if name == 'null':
-        return instance is None
-    if name == 'boolean':
-        return isinstance(instance, bool)
-    if name == 'integer':
-        return not isinstance(instance, bool) and (isinstance(instance, int) or (isinstance(instance, float) and instance.is_integer()))
-    if name == 'number':
-        return not isinstance(instance, bool) and isinstance(instance, (int, float))
-    if name == 'string':
-        return isinstance(instance, str)
-    if name == 'array':
-        return isinstance(instance, (list, tuple))
-    if name == 'object':
-        return isinstance(instance, dict)
-    raise ValueError('unknown JSON Schema type %r' % name)
-
-
-def _resolve(ref, root):
-    if not ref.startswith('#/'):
-        raise ValueError('only local $ref are supported, got %r' % ref)
-    node = root
-    for part in ref[2:].split('/'):
-        node = node[part.replace('~1', '/').replace('~0', '~')]
-    return node
-
-
-def validate(instance, schema=None, root=None, path='$'):
-    """Validate ``instance`` against the subset of JSON Schema 2020-12 used by ``REPORT_SCHEMA``.
-
-    Returns a list of error strings (empty when valid). Unknown keywords raise ValueError, so the
-    schema cannot silently use something this validator ignores.
-    """
-    if schema is None:
-        schema = REPORT_SCHEMA
-    if root is None:
-        root = schema
-    unknown = set(schema) - VALIDATOR_KEYWORDS - ANNOTATION_KEYWORDS
-    if unknown:
-        raise ValueError('unsupported JSON Schema keywords at %s: %s' % (path, ', '.join(sorted(unknown))))
-    errors = []
-    if '$ref' in schema:
-        errors.extend(validate(instance, _resolve(schema['$ref'], root), root, path))
-    if 'type' in schema:
-        types = schema['type'] if isinstance(schema['type'], list) else [schema['type']]
-        if not any(_is_type(instance, name) for name in types):
-            return errors + ['%s: expected %s, got %s' % (path, ' or '.join(types), type(instance).__name__)]
-    if 'const' in schema and instance != schema['const']:
-        errors.append('%s: must be %r' % (path, schema['const']))
-    if 'enum' in schema and instance not in schema['enum']:
-        errors.append('%s: %r is not one of %s' % (path, instance, ', '.join(repr(e) for e in schema['enum'])))
-    if isinstance(instance, str):
-        if 'minLength' in schema and len(instance) < schema['minLength']:
-            errors.append('%s: shorter than %d characters' % (path, schema['minLength']))
-        if 'pattern' in schema and not re.search(schema['pattern'], instance):
-            errors.append('%s: %r does not match %s' % (path, instance, schema['pattern']))
-    if 'minimum' in schema and _is_type(instance, 'number') and instance < schema['minimum']:
-        errors.append('%s: %r is less than %r' % (path, instance, schema['minimum']))
-    if isinstance(instance, dict):
-        for key in schema.get('required', []):
-            if key not in instance:
-                errors.append('%s: missing required property %r' % (path, key))
-        properties = schema.get('properties', {})
-        for key, value in instance.items():
-            child = '%s.%s' % (path, key)
-            if key in properties:
-                errors.extend(validate(value, properties[key], root, child))
-            elif schema.get('additionalProperties') is False:
-                errors.append('%s: unexpected property %r' % (path, key))
-            elif isinstance(schema.get('additionalProperties'), dict):
-                errors.extend(validate(value, schema['additionalProperties'], root, child))
-    if isinstance(instance, (list, tuple)) and 'items' in schema:
-        for index, item in enumerate(instance):
-            errors.extend(validate(item, schema['items'], root, '%s[%d]' % (path, index)))
-    return errors
 
 
 # --------------------------------------------------------------------------- secrets
@@ -476,230 +391,8 @@ def format_duration(seconds):
     return '%dh %02dm %02ds' % (hours, minutes, secs) if hours else '%dm %02ds' % (minutes, secs)
 
 
-BADGES = {'ok': '\U0001F7E2 OK', 'warning': '\U0001F7E0 WARNING', 'critical': '\U0001F534 CRITICAL'}
-
-
 def render_json(report):
     return json.dumps(report, indent=2, ensure_ascii=False) + '\n'
-
-
-def _md(text):
-    """Escape text for a Markdown table cell (also neutralises inline HTML)."""
-    text = ' '.join(str(text).split())
-    text = html.escape(text, quote=False)
-    for char in '\\|`*_[]':
-        text = text.replace(char, '\\' + char)
-    return text
-
-
-def render_markdown(report):
-    summary = report['summary']
-    lines = [
-        '# %s runbook report' % _md(report['runbook']),
-        '',
-        '**Status: %s**' % BADGES[report['status']],
-        '',
-        '- Started: %s' % report['started_at'],
-        '- Finished: %s' % report['finished_at'],
-        '- Duration: %s' % format_duration(report['duration_s']),
-        '- Hosts: %d (%d ok, %d warning, %d critical)' % (
-            summary['hosts'], summary['host_status']['ok'], summary['host_status']['warning'], summary['host_status']['critical']),
-        '- Checks: %d (%d ok, %d warning, %d critical)' % (summary['checks'], summary['ok'], summary['warning'], summary['critical']),
-    ]
-    if summary['by_alert']:
-        lines.append('- Alerts: %s' % ', '.join('%s %d' % (_md(k), v) for k, v in summary['by_alert'].items()))
-    for key, value in sorted(report['meta'].items()):
-        lines.append('- %s: %s' % (_md(key), _md(format_value(value))))
-    lines += ['', '## Problems (worst first)', '']
-    if report['problems']:
-        lines += ['| Status | Host | Check | Alert | Message |', '|---|---|---|---|---|']
-        for problem in report['problems']:
-            cells = (BADGES[problem['status']], _md(problem['host']), _md(problem['name']), _md(problem['alert'] or ''),
-                     _md(problem['message']))
-            lines.append('| %s | %s | %s | %s | %s |' % cells)
-    else:
-        lines.append('None: every check is ok.')
-    lines += ['', '## Hosts']
-    for host, entry in report['hosts'].items():
-        lines += ['', '### %s: %s' % (_md(host), BADGES[entry['status']]), '']
-        if not entry['checks']:
-            lines.append('No checks.')
-            continue
-        lines += ['| Check | Status | Value | Threshold | Message |', '|---|---|---|---|---|']
-        for check in entry['checks']:
-            threshold = '' if check['threshold'] is None else format_value(check['threshold'], check['unit'])
-            cells = (_md(check['name']), BADGES[check['status']], _md(format_value(check['value'], check['unit'])), _md(threshold),
-                     _md(check['message']))
-            lines.append('| %s | %s | %s | %s | %s |' % cells)
-    return '\n'.join(lines) + '\n'
-
-
-_CSS = """
-*{box-sizing:border-box}
-body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2328;background:#f6f8fa}
-header{padding:16px 24px;color:#fff}
-header h1{margin:0 0 4px;font-size:22px}
-header p{margin:0}
-header.s-ok{background:#1a7f37}header.s-warning{background:#9a6700}header.s-critical{background:#cf222e}
-main{padding:16px 24px}
-section{margin-bottom:24px}
-h2{font-size:17px;margin:0 0 8px}
-.cards{display:flex;flex-wrap:wrap;gap:8px}
-.card{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:8px 14px;min-width:96px}
-.card b{display:block;font-size:20px}
-.card.s-ok b{color:#1a7f37}.card.s-warning b{color:#9a6700}.card.s-critical b{color:#cf222e}
-.meta{color:#57606a;margin-top:8px}
-ul.problems{list-style:none;padding:0;margin:0;background:#fff;border:1px solid #d0d7de;border-radius:6px}
-ul.problems li{padding:6px 10px;border-top:1px solid #eaeef2}
-ul.problems li:first-child{border-top:0}
-.tag{display:inline-block;min-width:72px;text-align:center;border-radius:10px;padding:0 8px;font-size:12px;font-weight:600;margin-right:6px}
-.tag.s-ok{background:#dafbe1;color:#1a7f37}.tag.s-warning{background:#fff1c2;color:#7d4e00}.tag.s-critical{background:#ffd7d5;color:#a40e26}
-.scroll{overflow:auto;max-height:80vh;border:1px solid #d0d7de;border-radius:6px;background:#fff}
-table.matrix{border-collapse:separate;border-spacing:0;font-size:12px}
-.matrix th,.matrix td{border-right:1px solid #eaeef2;border-bottom:1px solid #eaeef2;padding:3px 6px;text-align:center;vertical-align:middle}
-.matrix thead th{position:sticky;top:0;background:#f6f8fa;z-index:2;font-weight:600;max-width:140px;overflow-wrap:anywhere}
-.matrix thead tr.sub th{top:25px;font-weight:normal}
-.matrix th.host{position:sticky;left:0;background:#f6f8fa;z-index:1;text-align:left;white-space:nowrap}
-.matrix thead th.host{z-index:3}
-.matrix td{min-width:64px;white-space:nowrap}
-.matrix td .v{display:block;font-weight:600}
-.matrix td .t{display:block;color:#57606a;font-size:11px}
-.matrix td.s-ok{background:#dafbe1}.matrix td.s-warning{background:#fff1c2}.matrix td.s-critical{background:#ffd7d5}
-.matrix td.s-missing{background:#eaeef2;color:#8c959f}
-.matrix th.host.s-ok{border-left:4px solid #1a7f37}.matrix th.host.s-warning{border-left:4px solid #bf8700}
-.matrix th.host.s-critical{border-left:4px solid #cf222e}
-details{background:#fff;border:1px solid #d0d7de;border-radius:6px;margin-bottom:6px;padding:4px 10px}
-details table{border-collapse:collapse;width:100%;font-size:13px}
-details td,details th{border-top:1px solid #eaeef2;padding:3px 6px;text-align:left;vertical-align:top}
-footer{color:#57606a;font-size:12px;padding:0 24px 16px}
-"""
-
-
-def _e(value):
-    return html.escape(str(value), quote=True)
-
-
-def matrix_columns(report):
-    """Check names of all hosts grouped by prefix (the part before the first ':'), in first-seen order.
-
-    Returns ``[(group_label_or_None, [(check_name, column_label), ...]), ...]``; a None label is a
-    check without prefix that has its own column.
-    """
-    groups = []
-    index = {}
-    seen = set()
-    for entry in report['hosts'].values():
-        for check in entry['checks']:
-            name = check['name']
-            if name in seen:
-                continue
-            seen.add(name)
-            if ':' in name:
-                prefix, rest = name.split(':', 1)
-                key = ('prefix', prefix)
-                if key not in index:
-                    index[key] = len(groups)
-                    groups.append((prefix, []))
-                groups[index[key]][1].append((name, rest))
-            else:
-                index[('name', name)] = len(groups)
-                groups.append((None, [(name, name)]))
-    return groups
-
-
-def _cell(check):
-    if check is None:
-        return '<td class="s-missing" title="not checked on this host">&ndash;</td>'
-    parts = ['<td class="s-%s" title="%s: %s">' % (check['status'], _e(check['status'].upper()), _e(check['message']))]
-    parts.append('<span class="v">%s</span>' % _e(format_value(check['value'], check['unit'])))
-    if check['threshold'] is not None:
-        parts.append('<span class="t">limit %s</span>' % _e(format_value(check['threshold'], check['unit'])))
-    parts.append('</td>')
-    return ''.join(parts)
-
-
-def render_html(report):
-    summary = report['summary']
-    status = report['status']
-    out = ['<!DOCTYPE html>', '<html lang="en">', '<head>', '<meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           '<title>%s runbook: %s (%s)</title>' % (_e(report['runbook']), _e(status.upper()), _e(report['started_at'])),
-           '<style>%s</style>' % _CSS, '</head>', '<body>']
-    out.append('<header class="s-%s"><h1>%s runbook: %s</h1><p>Started %s &middot; finished %s &middot; took %s</p></header>' % (
-        status, _e(report['runbook']), _e(BADGES[status]), _e(report['started_at']), _e(report['finished_at']),
-        _e(format_duration(report['duration_s']))))
-    out.append('<main>')
-
-    out.append('<section><h2>Summary</h2><div class="cards">')
-    cards = [('', 'hosts', summary['hosts']), ('', 'checks', summary['checks']), ('s-ok', 'ok', summary['ok']),
-             ('s-warning', 'warning', summary['warning']), ('s-critical', 'critical', summary['critical'])]
-    for css, label, number in cards:
-        out.append('<div class="card %s"><b>%d</b>%s</div>' % (css, number, _e(label)))
-    out.append('</div>')
-    facts = ['hosts: %d ok, %d warning, %d critical' % (summary['host_status']['ok'], summary['host_status']['warning'],
-                                                        summary['host_status']['critical'])]
-    if summary['by_alert']:
-        facts.append('alerts: ' + ', '.join('%s %d' % (k, v) for k, v in summary['by_alert'].items()))
-    facts.extend('%s: %s' % (k, format_value(v)) for k, v in sorted(report['meta'].items()))
-    out.append('<p class="meta">%s</p></section>' % ' &middot; '.join(_e(f) for f in facts))
-
-    out.append('<section><h2>Problems (worst first)</h2>')
-    if report['problems']:
-        out.append('<ul class="problems">')
-        for problem in report['problems']:
-            alert = ' <small>[%s]</small>' % _e(problem['alert']) if problem['alert'] else ''
-            out.append('<li><span class="tag s-%s">%s</span><b>%s</b> %s: %s%s</li>' % (
-                problem['status'], _e(problem['status'].upper()), _e(problem['host']), _e(problem['name']),
-                _e(problem['message']), alert))
-        out.append('</ul>')
-    else:
-        out.append('<p>None: every check is ok.</p>')
-    out.append('</section>')
-
-    groups = matrix_columns(report)
-    has_sub = any(label is not None for label, _cols in groups)
-    out.append('<section><h2>Hosts &times; checks</h2><div class="scroll"><table class="matrix"><thead><tr>')
-    out.append('<th class="host"%s>Host</th>' % (' rowspan="2"' if has_sub else ''))
-    for label, cols in groups:
-        if label is None:
-            out.append('<th%s>%s</th>' % (' rowspan="2"' if has_sub else '', _e(cols[0][1])))
-        else:
-            out.append('<th colspan="%d">%s</th>' % (len(cols), _e(label)))
-    out.append('</tr>')
-    if has_sub:
-        out.append('<tr class="sub">')
-        for label, cols in groups:
-            if label is not None:
-                out.extend('<th title="%s">%s</th>' % (_e(name), _e(column)) for name, column in cols)
-        out.append('</tr>')
-    out.append('</thead><tbody>')
-    for host, entry in report['hosts'].items():
-        by_name = {}
-        for check in entry['checks']:
-            if check['name'] not in by_name or rank(check['status']) > rank(by_name[check['name']]['status']):
-                by_name[check['name']] = check
-        out.append('<tr><th class="host s-%s" title="%s">%s</th>' % (entry['status'], _e(entry['status'].upper()), _e(host)))
-        for _label, cols in groups:
-            out.extend(_cell(by_name.get(name)) for name, _column in cols)
-        out.append('</tr>')
-    out.append('</tbody></table></div></section>')
-
-    out.append('<section><h2>Host details</h2>')
-    for host, entry in report['hosts'].items():
-        out.append('<details%s><summary><span class="tag s-%s">%s</span><b>%s</b> (%d checks)</summary>' % (
-            '' if entry['status'] == 'ok' else ' open', entry['status'], _e(entry['status'].upper()), _e(host), len(entry['checks'])))
-        out.append('<table><thead><tr><th>Check</th><th>Status</th><th>Value</th><th>Threshold</th><th>Message</th></tr></thead><tbody>')
-        for check in entry['checks']:
-            threshold = '' if check['threshold'] is None else format_value(check['threshold'], check['unit'])
-            out.append('<tr><td>%s</td><td><span class="tag s-%s">%s</span></td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
-                _e(check['name']), check['status'], _e(check['status'].upper()), _e(format_value(check['value'], check['unit'])),
-                _e(threshold), _e(check['message'])))
-        out.append('</tbody></table></details>')
-    out.append('</section></main>')
-    out.append('<footer>dealerscope.ops.ops_report &middot; schema version %d &middot; report.json holds the full data</footer>'
-               % report['schema_version'])
-    out.append('</body></html>')
-    return '\n'.join(out) + '\n'
 
 
 # --------------------------------------------------------------------------- files
@@ -731,12 +424,13 @@ def switch_latest(runbook_dir, run_dir_basename):
             os.unlink(tmp)
 
 
-def write_report(report, paths, run_dir, runbook_dir):
-    """Write the three files atomically and switch ``latest`` to this run."""
+def write_report(report, paths, run_dir, runbook_dir, rendered):
+    """Write report.json and the rendered Markdown and HTML (``rendered['md']``, ``rendered['html']``)
+    atomically, then switch ``latest`` to this run."""
     os.makedirs(run_dir, exist_ok=True)
     _write_atomic(paths['json'], render_json(report))
-    _write_atomic(paths['md'], render_markdown(report))
-    _write_atomic(paths['html'], render_html(report))
+    _write_atomic(paths['md'], rendered['md'])
+    _write_atomic(paths['html'], rendered['html'])
     switch_latest(runbook_dir, os.path.basename(run_dir))
 
 

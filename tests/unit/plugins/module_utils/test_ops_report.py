@@ -22,19 +22,26 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.ops_report import 
     build_report,
     failure_message,
     format_time,
-    matrix_columns,
     parse_time,
     reaches,
-    render_html,
     render_json,
-    render_markdown,
     runs_to_prune,
     schema_json,
     scrub,
     scrub_text,
     switch_latest,
-    validate,
 )
+from ansible_collections.dealerscope.ops.plugins.plugin_utils.report_render import matrix_columns, render
+from ansible_collections.dealerscope.ops.plugins.plugin_utils.report_schema import validate
+
+
+def render_html(report):
+    return render(report, 'html')  # the built-in template (roles/runbook_end/templates/report.html.j2)
+
+
+def render_markdown(report):
+    return render(report, 'md')
+
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
 STARTED = '2025-01-31T06:00:00Z'
@@ -149,22 +156,6 @@ def test_schema_is_valid_draft_2020_12():
     assert REPORT_SCHEMA['$schema'] == 'https://json-schema.org/draft/2020-12/schema'
 
 
-def test_tiny_validator_supports_every_keyword_of_the_schema():
-    def walk(node):
-        if isinstance(node, dict):
-            yield set(node)
-            for key, value in node.items():
-                if key in ('properties', '$defs'):
-                    for child in value.values():
-                        yield from walk(child)
-                elif isinstance(value, dict):
-                    yield from walk(value)
-    used = set().union(*walk(REPORT_SCHEMA))
-    assert used <= ops_report.VALIDATOR_KEYWORDS | ops_report.ANNOTATION_KEYWORDS
-    with pytest.raises(ValueError):
-        validate({}, {'type': 'object', 'oneOf': []})
-
-
 def test_daily_report_is_valid():
     report = daily_report()
     jsonschema.validate(json.loads(render_json(report)), REPORT_SCHEMA, cls=jsonschema.Draft202012Validator)
@@ -185,11 +176,11 @@ def test_daily_report_is_valid():
     lambda r: r['problems'].append({'host': 'x', 'name': 'y', 'status': 'ok', 'message': '', 'alert': None}),
     lambda r: r.__setitem__('runbook', '../etc'),
 ])
-def test_tiny_validator_agrees_with_jsonschema_on_broken_reports(mutate):
+def test_broken_reports_are_refused_with_the_path_of_the_fault(mutate):
     report = daily_report()
     mutate(report)
-    assert not jsonschema.Draft202012Validator(REPORT_SCHEMA).is_valid(report)
-    assert validate(report) != []
+    errors = validate(report)
+    assert errors and all(error.startswith('$') for error in errors), errors
 
 
 # --------------------------------------------------------------------------- report content
@@ -332,7 +323,7 @@ def test_scrub_text(text, expected):
     assert scrub_text(text) == expected
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # Jinja2 renders in ~5 ms
 @given(key=st.sampled_from(SECRET_KEYS),
        secret=st.text(alphabet='abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~!$', min_size=10, max_size=40),
        where=st.sampled_from(['meta', 'meta_nested', 'details', 'details_list', 'url']))
