@@ -1,0 +1,289 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) DealerScope Ops
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Action plugin of ``dealerscope.ops.runbook_end``: the one ending every runbook calls.
+
+Runs in the controller process (no module is sent to any host): results -> report -> notifications ->
+report written with the alert delivery as a row -> ``ansible_stats`` (what ``set_stats`` would set) and
+the verdict per host. Documentation: plugins/modules/runbook_end.py.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import urllib.parse
+
+from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.plugins.action import ActionBase
+from ansible_collections.dealerscope.ops.plugins.module_utils import ops_notify, ops_report
+from ansible_collections.dealerscope.ops.plugins.plugin_utils import report_render, report_schema
+
+DELIVERY_ROW = 'alert delivery'
+SEVERITIES = list(ops_notify.SEVERITIES)
+
+ARGUMENT_SPEC = dict(
+    runbook=dict(type='str', required=True),
+    started_at=dict(type='str'),
+    hosts=dict(type='dict', default={}),
+    failed=dict(type='dict', default={}),
+    unreachable=dict(type='list', elements='str', default=[]),
+    meta=dict(type='dict', default={}),
+    report_dir=dict(type='path', required=True),
+    report_keep=dict(type='int', default=60),
+    report_templates=dict(type='path'),
+    report_base_url=dict(type='str', default=''),
+    write_in_check_mode=dict(type='bool', default=False),
+    channels=dict(
+        type='list', elements='dict', default=[],
+        options=dict(
+            name=dict(type='str', required=True),
+            kind=dict(type='str', required=True, choices=list(ops_notify.CHANNEL_KINDS)),
+            url=dict(type='str', required=True, no_log=True),
+            routing_key=dict(type='str', no_log=True),
+            severities=dict(type='list', elements='str', choices=SEVERITIES, default=[]),
+            team=dict(type='bool', default=False),
+        ),
+    ),
+    notify_state_dir=dict(type='path'),
+    severity_map=dict(type='dict', default={}),
+    flush=dict(type='str', choices=list(ops_notify.FLUSH_MODES), default='auto'),
+    repeat_after_hours=dict(type='int', default=24),
+    status_summary=dict(type='str', default=''),
+    delivery_checks=dict(type='list', elements='dict', default=[]),
+    fail_on=dict(type='str', choices=list(ops_report.FAIL_ON), default='critical'),
+    stats=dict(type='dict', default={}),
+    validate_only=dict(type='bool', default=False),
+)
+
+# Variables AWX/Tower sets on every job (both prefixes exist); recorded in the report's meta when present.
+JOB_VARS = (('id', ('awx_job_id', 'tower_job_id')),
+            ('template', ('awx_job_template_name', 'tower_job_template_name')),
+            ('launched_by', ('awx_user_name', 'tower_user_name')),
+            ('workflow_job_id', ('awx_workflow_job_id', 'tower_workflow_job_id')),
+            ('schedule', ('awx_schedule_name', 'tower_schedule_name')))
+
+
+def job_meta(task_vars):
+    """The AWX/Tower job that runs this (id, template, launching user, workflow, schedule), when there is one."""
+    job = {}
+    for key, names in JOB_VARS:
+        for name in names:
+            value = task_vars.get(name)
+            if value not in (None, ''):
+                job[key] = value if isinstance(value, int) else str(value)
+                break
+    return job
+
+
+def report_link(base_url, paths, report_dir):
+    """What people open: ``base_url`` + the report's path below ``report_dir``, else the file's path."""
+    if not base_url:
+        return paths['html']
+    relative = os.path.relpath(paths['html'], report_dir).replace(os.sep, '/')
+    return base_url.rstrip('/') + '/' + urllib.parse.quote(posixpath.normpath(relative))
+
+
+def default_summary(runbook, report):
+    summary = report['summary']
+    worst = [problem['message'] for problem in report['problems'][:3]]
+    return 'DealerScope %s: %s - %d hosts, %d ok, %d warning, %d critical%s' % (
+        runbook, report['status'].upper(), summary['hosts'], summary['ok'], summary['warning'], summary['critical'],
+        (' - worst: ' + '; '.join(worst)) if worst else '')
+
+
+def verdict(report, fail_on, play_hosts):
+    """Hosts whose own rows reach ``fail_on``, and the problems of rows that are no host (service, alert delivery)."""
+    failed_hosts = [host for host, entry in report['hosts'].items()
+                    if host in play_hosts and ops_report.reaches(entry['status'], fail_on)]
+    run_problems = [problem for problem in report['problems']
+                    if problem['host'] not in play_hosts and ops_report.reaches(problem['status'], fail_on)]
+    return failed_hosts, run_problems
+
+
+def writable_problem(path):
+    """Why ``path`` (a directory, created when missing) cannot be written, or None."""
+    probe = path
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        return '%s is not a directory' % probe
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return '%s is not writable by uid %d' % (probe, os.getuid()) if probe == path else \
+            '%s does not exist and %s is not writable by uid %d' % (path, probe, os.getuid())
+    return None
+
+
+def summary_message(runbook, report, url, written, check_mode, pruned):
+    """One line for the job log: status, report link, what check mode did not do, and a failed alert delivery."""
+    text = '%s: %s - report %s' % (runbook, report['status'].upper(), url)
+    if check_mode:
+        text += (' (check mode: retention would delete %d old run(s), nothing was deleted)' if written
+                 else ' (check mode: not written; retention would delete %d old run(s))') % len(pruned)
+    undelivered = [check['message'] for check in report['hosts'].get(DELIVERY_ROW, {}).get('checks', []) if check['status'] != 'ok']
+    if undelivered:
+        text += ' - ALERT DELIVERY FAILED: ' + '; '.join(undelivered)
+    return text
+
+
+def stats_key(runbook):
+    return 'dealerscope_' + re.sub(r'[^A-Za-z0-9_]', '_', runbook)
+
+
+class ActionModule(ActionBase):
+
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        self._supports_check_mode = True
+        result = super(ActionModule, self).run(tmp, task_vars)
+        task_vars = task_vars or {}
+        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        check_mode = bool(self._task.check_mode)
+        if args['report_keep'] < 1:
+            raise AnsibleActionFail('report_keep must be at least 1, got %d' % args['report_keep'])
+        if args['channels'] and not args['notify_state_dir']:
+            raise AnsibleActionFail('notify_state_dir is required when channels are given: it holds what was sent '
+                                    '(deduplication), the digest queues and the retry queue')
+        severity_map = dict(ops_notify.DEFAULT_SEVERITY_MAP, **args['severity_map'])
+        try:
+            ops_notify.validate_severity_map(severity_map)
+            ops_notify.validate_bounds({'repeat_after_hours': args['repeat_after_hours']})
+            ops_notify.validate_channels(args['channels'])
+        except ValueError as exc:
+            raise AnsibleActionFail(str(exc))
+        if args['report_templates'] and not os.path.isdir(args['report_templates']):
+            raise AnsibleActionFail('report_templates %s is not a directory (it holds report.html.j2 and/or report.md.j2 '
+                                    'overriding the built-in templates)' % args['report_templates'])
+
+        runbook = args['runbook']
+        if not re.match(ops_report.RUNBOOK_PATTERN, runbook):
+            raise AnsibleActionFail('runbook %r is not a name (letters, digits, _, ., - ; it names a directory)' % runbook)
+        report_dir = os.path.realpath(args['report_dir'])
+        if args['validate_only']:
+            return self._validate_only(result, args, report_dir)
+        if not args['started_at']:
+            raise AnsibleActionFail('started_at is required (when the run started, ISO-8601)')
+        meta = dict(args['meta'])
+        job = job_meta(task_vars)
+        if job:
+            meta['job'] = job
+        play_hosts = list(task_vars.get('ansible_play_hosts_all') or [])
+
+        # 1. The report as it stands before any notification; rendered once so that a broken template or an
+        #    invalid input fails here, before anyone is notified and before anything is written.
+        try:
+            first = ops_report.build_report(runbook, args['started_at'], None, args['hosts'], unreachable=args['unreachable'],
+                                            failed=args['failed'], meta=meta)
+        except ValueError as exc:
+            raise AnsibleActionFail('invalid input: %s' % exc)
+        self._validated(first)
+        report_render.render_all(first, args['report_templates'])
+        dummy, run_dir, paths = ops_report.plan_paths(report_dir, first['runbook'], ops_report.parse_time(first['started_at']))
+        url = report_link(args['report_base_url'], paths, report_dir)
+
+        # 2. Notifications: a failed delivery, or a run that could not be processed, is a row of the report.
+        hosts = dict(args['hosts'])
+        failed = dict(args['failed'])
+        delivery = list(args['delivery_checks'])
+        notify = None
+        if args['channels']:
+            try:
+                notify, warnings = ops_notify.notify_once(
+                    first['problems'], args['channels'], args['notify_state_dir'], runbook, check_mode=check_mode,
+                    severity_map=severity_map, flush=args['flush'], repeat_after_hours=args['repeat_after_hours'],
+                    status_summary=args['status_summary'] or default_summary(runbook, first), report_url=url)
+                delivery.extend(notify['checks'])
+                result.setdefault('warnings', []).extend(warnings)
+            except ops_notify.NotifyError as exc:
+                failed[DELIVERY_ROW] = 'notifications could not be processed: %s' % exc
+            except ValueError as exc:  # validated above; kept so that nothing passes for a delivered alert
+                raise AnsibleActionFail(str(exc))
+        if delivery:
+            hosts[DELIVERY_ROW] = delivery
+
+        # 3. The report, alert delivery included, written (JSON, Markdown, HTML) and old runs pruned.
+        report = ops_report.build_report(runbook, args['started_at'], None, hosts, unreachable=args['unreachable'],
+                                         failed=failed, meta=meta)
+        self._validated(report)
+        rendered = report_render.render_all(report, args['report_templates'])
+        write = not check_mode or args['write_in_check_mode']
+        try:
+            pruned = ops_report.runs_to_prune(os.path.dirname(run_dir), args['report_keep'], new_run=os.path.basename(run_dir))
+            if write:
+                ops_report.write_report(report, paths, run_dir, os.path.dirname(run_dir), rendered)
+            if not check_mode:  # check mode never deletes: retention is only predicted
+                ops_report.prune(pruned)
+        except OSError as exc:
+            raise AnsibleActionFail('cannot write the %s report to %s: %s' % (runbook, run_dir, exc))
+
+        # 4. The outcome: hosts that fail, the run's own failures, and the stats AWX workflows branch on.
+        failed_hosts, run_problems = verdict(report, args['fail_on'], play_hosts)
+        outcome = {
+            'runbook': runbook,
+            'status': report['status'],
+            'hosts': report['summary']['hosts'],
+            'ok': report['summary']['ok'],
+            'warning': report['summary']['warning'],
+            'critical': report['summary']['critical'],
+            'report_url': url,
+            'failed_hosts': failed_hosts,
+            'unreachable_hosts': sorted(args['unreachable']),
+            'run_failures': sorted(set(problem['host'] for problem in run_problems)),
+            'check_mode': check_mode,
+        }
+        outcome.update(args['stats'])
+        result.update(
+            changed=True,
+            status=report['status'],
+            summary=report['summary'],
+            problems=report['problems'],
+            report_dir=run_dir,
+            paths=paths,
+            report_url=url,
+            written=write,
+            pruned=pruned,
+            delivery=delivery,
+            sent=len(notify['sent']) if notify else 0,
+            failed_hosts=failed_hosts,
+            run_problems=run_problems,
+            fail_on=args['fail_on'],
+            outcome=outcome,
+            ansible_stats={'data': {stats_key(runbook): outcome}, 'per_host': False, 'aggregate': False},
+            msg=summary_message(runbook, report, url, write, check_mode, pruned),
+        )
+        return result
+
+    @staticmethod
+    def _validate_only(result, args, report_dir):
+        """The preflight of a runbook: the ending's inputs are usable (templates render, directories writable)."""
+        sample = ops_report.build_report(args['runbook'], '2025-01-31T06:00:00Z', '2025-01-31T06:01:00Z',
+                                         {'sample-host': [{'name': 'sample', 'status': 'warning', 'value': 1, 'threshold': 0,
+                                                           'message': 'template check', 'alert': 'monitoring_gap'}]})
+        report_render.render_all(sample, args['report_templates'])
+        locations = [('report_dir', report_dir)]
+        if args['channels']:
+            locations.append(('notify_state_dir', os.path.realpath(args['notify_state_dir'])))
+        for option, path in locations:
+            problem = writable_problem(path)
+            if problem:
+                raise AnsibleActionFail('%s %s cannot hold the %s run\'s files: %s' % (option, path, args['runbook'], problem))
+        result.update(changed=False, msg='%s: the ending\'s inputs are valid (templates render, %s writable)'
+                      % (args['runbook'], ' and '.join(option for option, dummy in locations)))
+        return result
+
+    @staticmethod
+    def _validated(report):
+        try:
+            errors = report_schema.validate(report)
+        except AnsibleError as exc:
+            raise AnsibleActionFail(str(exc))
+        if errors:
+            raise AnsibleActionFail('the report does not match its schema (a bug in dealerscope.ops): %s' % '; '.join(errors[:10]))

@@ -1,0 +1,266 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The runbook ending (action plugin dealerscope.ops.runbook_end + role dealerscope.ops.runbook_end) run the way AWX
+runs a job: ``ansible_runner.run()`` on a private data dir (project copy, inventory, env/extravars with survey answers as
+strings). Hosts are local (connection local), the channels point at the lab webhook receiver run in-process.
+
+Proven: only the sick hosts fail (runner_on_failed events, stats), a fleet-level row fails the run once, the outcome is in
+the playbook_on_stats artifact data, the AWX job is recorded in the report, no secret reaches an event or artifact file,
+a second run with the ledger kept pages nobody twice, check mode writes/sends nothing and predicts the same `changed`,
+a user template overrides the built-in one and a broken one fails before anyone is notified.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pathlib
+import shutil
+import socket
+import sys
+import threading
+import urllib.request
+
+import ansible_runner
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[4]
+SECRET_PATH = '/T0SECRET/B0SECRET/slack-token-xyz'
+ROUTING_KEY = 'rk-ending-0042'
+
+PLAYBOOK = """---
+- name: A runbook that ends with the shared ending
+  hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: Checks of each host
+      ansible.builtin.set_fact:
+        demo_checks: "{{ demo_results[inventory_hostname] }}"
+
+    - name: Ending
+      ansible.builtin.include_role:
+        name: dealerscope.ops.runbook_end
+      vars:
+        runbook_end_runbook: demo
+        runbook_end_started_at: "{{ demo_started_at }}"
+        runbook_end_hosts: >-
+          {{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all | map('extract', hostvars, 'demo_checks')))
+             | combine(demo_fleet_rows) }}
+        runbook_end_report_dir: "{{ demo_report_dir }}"
+        runbook_end_channels: "{{ demo_channels }}"
+        runbook_end_notify_state_dir: "{{ demo_state_dir }}"
+        runbook_end_fail_on: "{{ demo_fail_on }}"
+        runbook_end_write_in_check_mode: "{{ demo_write_in_check_mode }}"
+"""
+
+
+def check(name, status, message, alert=None):
+    return {'name': name, 'status': status, 'value': 1, 'threshold': 0, 'unit': '', 'message': message, 'alert': alert}
+
+
+RESULTS = {
+    'h1': [check('disk:/', 'ok', '/ 10 % used')],
+    'h2': [check('http:api', 'critical', 'api refused 10 of 10 requests', 'service_down'), check('load', 'ok', 'load 0.1')],
+    'h3': [check('disk:/', 'warning', '/ 85 % used', 'resource_exhaustion')],
+}
+
+
+def free_port():
+    sock = socket.socket()
+    sock.bind(('127.0.0.1', 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+@pytest.fixture(name='receiver')
+def fixture_receiver(tmp_path):
+    spec = importlib.util.spec_from_file_location('ds_webhook_receiver', str(ROOT / 'lab' / 'webhook_receiver.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    port = free_port()
+    server = module.WebhookReceiver(port, str(tmp_path / 'hooks.jsonl'))
+    threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True).start()
+    yield port
+    server.shutdown()
+    server.server_close()
+
+
+def messages(port):
+    with urllib.request.urlopen('http://127.0.0.1:%d/messages' % port, timeout=5) as response:
+        return json.loads(response.read())
+
+
+class Job:
+    """One AWX-like job: a fresh private data dir per run; only the report/notify directories persist (durable state)."""
+
+    def __init__(self, tmp_path, port):
+        self.tmp = tmp_path
+        self.port = port
+        self.durable = tmp_path / 'durable'
+        self.runs = 0
+
+    def extravars(self, **extra):
+        values = {
+            'demo_started_at': '2026-11-27T06:00:%02dZ' % self.runs,
+            'demo_report_dir': str(self.durable / 'reports'),
+            'demo_state_dir': str(self.durable / 'notify'),
+            'demo_results': RESULTS,
+            'demo_fleet_rows': {},
+            'demo_fail_on': 'critical',
+            'demo_write_in_check_mode': 'false',  # a survey answer: always a string
+            'demo_channels': [
+                {'name': 'pager', 'kind': 'pager', 'url': 'http://127.0.0.1:%d/pager' % self.port, 'routing_key': ROUTING_KEY,
+                 'severities': ['critical']},
+                {'name': 'slack', 'kind': 'slack', 'url': 'http://127.0.0.1:%d%s' % (self.port, SECRET_PATH),
+                 'severities': ['critical', 'high'], 'team': True},
+            ],
+            'awx_job_id': '4242',
+            'awx_job_template_name': 'DealerScope demo',
+            'awx_user_name': 'oncall',
+        }
+        values.update(extra)
+        return values
+
+    def run(self, cmdline='', **extra):
+        self.runs += 1
+        private = self.tmp / ('job%d' % self.runs)
+        (private / 'project').mkdir(parents=True)
+        (private / 'inventory').mkdir()
+        (private / 'env').mkdir()
+        (private / 'project' / 'end.yml').write_text(PLAYBOOK)
+        (private / 'inventory' / 'hosts').write_text(
+            '[fleet]\nh1\nh2\nh3\n[fleet:vars]\nansible_connection=local\nansible_python_interpreter=%s\n' % sys.executable)
+        (private / 'env' / 'extravars').write_text(json.dumps(self.extravars(**extra)))
+        env = {
+            'ANSIBLE_CONFIG': str(ROOT / 'ansible.cfg'),
+            'ANSIBLE_COLLECTIONS_PATH': str(ROOT / '.build' / 'collections'),
+            'ANSIBLE_INVENTORY': str(private / 'inventory' / 'hosts'),
+            'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', ''),
+        }
+        (private / 'env' / 'envvars').write_text(json.dumps(env))
+        runner = ansible_runner.run(private_data_dir=str(private), playbook='end.yml', cmdline=cmdline or None, quiet=True,
+                                    timeout=240)
+        events = list(runner.events)
+        return runner, events, private
+
+    def report(self):
+        return json.loads((self.durable / 'reports' / 'demo' / 'latest' / 'report.json').read_text())
+
+
+def failed_hosts(events):
+    return sorted(set(e['event_data']['host'] for e in events if e['event'] == 'runner_on_failed'
+                      and not e['event_data'].get('ignore_errors')))
+
+
+def stats(events):
+    return [e for e in events if e['event'] == 'playbook_on_stats'][0]['event_data']
+
+
+def all_text(private):
+    """Every event and artifact file of the job, as text."""
+    return '\n'.join(path.read_text(errors='replace') for path in (private / 'artifacts').rglob('*') if path.is_file())
+
+
+def test_only_the_sick_host_fails_and_the_outcome_is_an_artifact(tmp_path, receiver):
+    job = Job(tmp_path, receiver)
+    runner, events, private = job.run()
+    assert runner.rc == 2 and runner.status == 'failed'
+    assert failed_hosts(events) == ['h2']
+    data = stats(events)
+    assert sorted(data['failures']) == ['h2'] and set(data['ok']) >= {'h1', 'h3'}
+    outcome = data['artifact_data']['dealerscope_demo']
+    assert outcome['status'] == 'critical' and outcome['failed_hosts'] == ['h2'] and outcome['run_failures'] == []
+    assert outcome['report_url'] == str(job.durable / 'reports' / 'demo' / '20261127T060001Z' / 'report.html')
+    assert (outcome['critical'], outcome['warning']) == (1, 1)
+    failure = [e for e in events if e['event'] == 'runner_on_failed'][0]['event_data']['res']['msg']
+    assert failure.startswith('demo: h2 CRITICAL - http:api: api refused 10 of 10 requests.') and outcome['report_url'] in failure
+    report = job.report()
+    assert report['meta']['job'] == {'id': '4242', 'template': 'DealerScope demo', 'launched_by': 'oncall'}
+    assert report['hosts']['alert delivery']['status'] == 'ok'
+    pages = [m['body'] for m in messages(receiver) if m['path'] == '/pager']
+    assert [p['dedup_key'] for p in pages] == ['service_down|h2|http:api']
+    text = all_text(private)
+    assert SECRET_PATH not in text and ROUTING_KEY not in text and 'T0SECRET' not in text
+
+
+def test_second_run_with_the_ledger_kept_pages_nobody_twice(tmp_path, receiver):
+    job = Job(tmp_path, receiver)
+    job.run()
+    shutil.rmtree(tmp_path / 'job1')  # AWX throws the job's directory away
+    runner, events, dummy = job.run()
+    assert runner.rc == 2 and failed_hosts(events) == ['h2']
+    pages = [m['body'] for m in messages(receiver) if m['path'] == '/pager']
+    assert len(pages) == 1, pages  # the second job started from a fresh private data dir: only the durable ledger remembers
+
+
+def test_a_fleet_row_fails_the_run_once_and_no_host(tmp_path, receiver):
+    job = Job(tmp_path, receiver)
+    rows = {'service via lb': [check('endpoint:api', 'critical', 'api 503 on 10 of 10 requests', 'service_down')]}
+    results = {'h1': RESULTS['h1'], 'h2': RESULTS['h1'], 'h3': RESULTS['h1']}
+    runner, events, dummy = job.run(demo_fleet_rows=rows, demo_results=results)
+    assert runner.rc == 2
+    failures = [e['event_data'] for e in events if e['event'] == 'runner_on_failed']
+    assert len(failures) == 1 and 'service via lb: api 503 on 10 of 10 requests' in failures[0]['res']['msg']
+    outcome = stats(events)['artifact_data']['dealerscope_demo']
+    assert outcome['failed_hosts'] == [] and outcome['run_failures'] == ['service via lb']
+
+
+def test_fail_on_never_as_a_string_fails_nothing(tmp_path, receiver):
+    job = Job(tmp_path, receiver)
+    runner, events, dummy = job.run(demo_fail_on='never')
+    assert runner.rc == 0 and failed_hosts(events) == []
+    assert stats(events)['artifact_data']['dealerscope_demo']['status'] == 'critical'
+
+
+def test_check_mode_writes_and_sends_nothing_and_predicts_changed(tmp_path, receiver):
+    job = Job(tmp_path, receiver)
+    runner, events, dummy = job.run(cmdline='--check')
+    assert runner.rc == 2 and failed_hosts(events) == ['h2']
+    assert not (job.durable / 'reports').exists() and not (job.durable / 'notify').exists()
+    assert messages(receiver) == []
+    ending = [e['event_data'] for e in events if e['event'] == 'runner_on_ok'
+              and e['event_data']['task'].startswith('Runbook ending - report')][0]
+    assert ending['res']['changed'] is True and ending['res']['written'] is False
+    real_runner, real_events, dummy = job.run()
+    real = [e['event_data'] for e in real_events if e['event'] == 'runner_on_ok'
+            and e['event_data']['task'].startswith('Runbook ending - report')][0]
+    assert real['res']['changed'] is True and real['res']['written'] is True
+
+
+def test_write_in_check_mode_true_as_a_string_writes_the_report_and_sends_nothing(tmp_path, receiver):
+    job = Job(tmp_path, receiver)
+    runner, dummy, dummy2 = job.run(cmdline='--check', demo_write_in_check_mode='true')
+    assert runner.rc == 2
+    assert job.report()['status'] == 'critical' and messages(receiver) == []
+
+
+def test_user_template_overrides_the_builtin_one_and_a_broken_one_stops_before_any_notification(tmp_path, receiver):
+    templates = tmp_path / 'templates'
+    templates.mkdir()
+    (templates / 'report.md.j2').write_text('# {{ report.runbook }} is {{ report.status }}\n')
+    job = Job(tmp_path, receiver)
+    runner, dummy, dummy2 = job.run(runbook_end_report_templates=str(templates))
+    latest = job.durable / 'reports' / 'demo' / 'latest'
+    assert (latest / 'report.md').read_text() == '# demo is critical\n'
+    assert '<!DOCTYPE html>' in (latest / 'report.html').read_text()  # not overridden: the built-in one
+    sent = len(messages(receiver))
+
+    (templates / 'report.html.j2').write_text('{{ report.hostz.h1 }}')
+    runner, events, dummy = job.run(runbook_end_report_templates=str(templates))
+    assert runner.rc == 2 and failed_hosts(events) == ['h1']  # the first host runs the run_once task
+    failure = [e['event_data'] for e in events if e['event'] == 'runner_on_failed'][0]['res']['msg']
+    assert str(templates / 'report.html.j2') in failure and 'hostz' in failure
+    assert len(messages(receiver)) == sent  # nobody was notified
+    assert len(list((job.durable / 'reports' / 'demo').glob('2026*'))) == 1  # nothing written
+
+
+def test_survey_answer_of_the_wrong_kind_fails_before_anything_changes(tmp_path, receiver):
+    job = Job(tmp_path, receiver)
+    runner, events, dummy = job.run(demo_fail_on='sometimes')
+    assert runner.rc == 2
+    failure = [e['event_data'] for e in events if e['event'] == 'runner_on_failed'][0]['res']['msg']
+    assert 'runbook_end_fail_on' in failure and 'sometimes' in failure
+    assert not (job.durable / 'reports').exists() and messages(receiver) == []
