@@ -45,6 +45,9 @@ def run_patch(inventory, extra):
     ({"patching_db_ready_timeout": 4000}, "patching_db_ready_timeout is 4000"),
     ({"patching_db_ready_timeout": "soon"}, "patching_db_ready_timeout is soon"),
     ({"patching_allow_traffic_interruption": "maybe"}, "patching_allow_traffic_interruption is 'maybe' - use true or false"),
+    ({"patching_report_dir": "/etc/hostname/reports"}, "report_dir /etc/hostname/reports cannot hold the patch run's files"),
+    ({"patching_report_keep": "0"}, "report_keep must be at least 1"),
+    ({"runbook_end_severity_map": {"patch_failed": "p1"}}, "severity_map.patch_failed: invalid severity 'p1'"),
 ])
 def test_bad_input_is_refused_before_any_host_is_contacted(inventory, extra, needle):
     result = run_patch(inventory, extra)

@@ -32,7 +32,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
-ROLES = ("baseline", "daily", "patching")
+ROLES = ("baseline", "daily", "patching", "runbook_end")
 VALUES = ("true", "false")
 FREEZE = {"patching_freeze": [{"start": "2000-01-01", "end": "2999-12-31", "reason": "string-boolean test freeze"}]}
 REASON = "string-boolean test override"
@@ -200,6 +200,8 @@ class Runs(object):
         self.baseline_main_play.write_text(BASELINE_MAIN_PLAY)
         self.rollout_play = tmp / "rollout.yml"
         self.rollout_play.write_text(ROLLOUT_PLAY)
+        self.ending_play = tmp / "ending.yml"
+        self.ending_play.write_text(ENDING_PLAY)
 
     def once(self, key, start):
         if key not in self.cache:
@@ -250,6 +252,29 @@ class Runs(object):
                  "patching_override_window=%s" % value]
         return self.once(("rollout", value, tuple(lb_hosts)), lambda: playbook(str(self.rollout_play), self.local, extra))
 
+    def ending(self, value):
+        """The runbook ending alone on the controller, --check, runbook_end_write_in_check_mode as this string."""
+        def start():
+            report_dir = self.tmp / ("ending-" + value)
+            run = playbook(str(self.ending_play), self.local, [{"runbook_end_report_dir": str(report_dir)},
+                                                               "runbook_end_write_in_check_mode=%s" % value], check=True)
+            run.report = self.report(report_dir, "strings")
+            return run
+        return self.once(("ending", value), start)
+
+
+ENDING_PLAY = """
+- name: The runbook ending alone, on the controller
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Ending
+      ansible.builtin.include_role: {name: dealerscope.ops.runbook_end}
+      vars:
+        runbook_end_runbook: strings
+        runbook_end_started_at: "2026-01-01T00:00:00Z"
+        runbook_end_hosts: {localhost: [{name: load, status: ok, value: 1, threshold: 2, message: fine}]}
+"""
 
 BASELINE_PLAY = """
 - name: The baseline role's task files (no packages, no logging), --check --diff on the controller
@@ -324,6 +349,18 @@ def behaviour(option, *files):
         BEHAVIOUR[option] = (set(files), check)
         return check
     return register
+
+
+@behaviour("runbook_end_write_in_check_mode", "roles/runbook_end/tasks/main.yml")
+def _write_in_check_mode(value, runs):
+    run = runs.ending(value)
+    assert run.rc == 0, run.text()[-3000:]
+    ending = run.task("Runbook ending - report, notifications")
+    assert ending["written"] is (value == "true") and ending["changed"] is True, ending
+    if value == "true":  # under --check the report is written, as the patch runbook's plan report is
+        assert run.report is not None and run.report["status"] == "ok", run.text()[-3000:]
+    else:
+        assert run.report is None
 
 
 @behaviour("baseline_ssh_x11_forwarding", "roles/baseline/templates/sshd_dropin.conf.j2")
@@ -517,7 +554,7 @@ def test_every_entry_point_has_its_boolean_options():
     (role, entry point, option) covers each of them."""
     entries = {(role, entry) for role, entry, _name in boolean_options()}
     assert {("patching", e) for e in ("main", "preflight", "plan", "rollout", "report")} <= entries, entries
-    assert {("baseline", "main"), ("daily", "main")} <= entries, entries
+    assert {("baseline", "main"), ("daily", "main"), ("runbook_end", "main"), ("runbook_end", "preflight")} <= entries, entries
 
 
 @pytest.mark.parametrize("role,name", sorted({(role, name) for role, _entry, name in boolean_options()}))
@@ -597,6 +634,9 @@ def test_a_switch_that_is_not_a_boolean_is_refused(role, name, runs):
         run = runs.patch("maybe-" + name, "%s=maybe" % name)
     elif role == "daily":
         run = playbook("dealerscope.ops.daily", runs.local, ["%s=maybe" % name, {"daily_report_dir": str(runs.tmp / "daily-maybe")}])
+    elif role == "runbook_end":
+        run = playbook(str(runs.ending_play), runs.local, ["%s=maybe" % name, {"runbook_end_report_dir": str(runs.tmp / "ending-maybe")}])
+        assert not (runs.tmp / "ending-maybe").exists()
     else:
         play = runs.tmp / "baseline-main.yml"
         play.write_text("- name: Baseline main entry point\n  hosts: localhost\n  gather_facts: false\n  roles: [dealerscope.ops.baseline]\n")

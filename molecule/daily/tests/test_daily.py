@@ -96,9 +96,9 @@ def controller_state():
     return state
 
 
-def changed_hosts(output, task):
+def changed_hosts(output, task, role="daily"):
     """Hosts a task reported changed on (`changed: [app1]`), from the playbook output."""
-    section = output.split("TASK [dealerscope.ops.daily : %s]" % task, 1)[1].split("\nTASK [", 1)[0]
+    section = output.split("TASK [dealerscope.ops.%s : %s]" % (role, task), 1)[1].split("\nTASK [", 1)[0]
     return sorted(set(re.findall(r"^changed: \[([^\]\s]+)", section, re.M)))
 
 
@@ -118,7 +118,7 @@ def test_check_mode_changes_nothing_anywhere():
     # check mode predicts what a real run would report: new log lines since converge (this run's own SSH
     # sessions, its probes in the access logs) would move every cursor; the status summary would be posted
     assert changed_hosts(result.stdout, "Logs since the previous run (cursor on the host)") == sorted(HOSTS), result.stdout[-3000:]
-    assert changed_hosts(result.stdout, "Alerts are routed and the team gets the status"), result.stdout[-3000:]
+    assert changed_hosts(result.stdout, "Runbook ending - report, notifications and outcome (controller)", "runbook_end"), result.stdout[-3000:]
 
 
 def closed_url(path):
@@ -132,10 +132,8 @@ def closed_url(path):
 def delivery_vars(pager_url):
     """The lab's channels with the pager at `pager_url` (with its routing key), and security events paged: a
     new account is a warning (the run stays green) that pages - so only the delivery can make the run fail."""
-    severity_map = yaml.safe_load((PROJECT / "roles" / "daily" / "defaults" / "main.yml").read_text())["daily_severity_map"]
-    severity_map["security_event"] = "critical"
     return {
-        "daily_severity_map": severity_map,
+        "runbook_end_severity_map": {"security_event": "critical"},
         "daily_notify_channels": [
             {"name": "slack", "kind": "slack", "url": RECEIVER + "/slack", "severities": ["critical", "high"], "team": True},
             {"name": "pager", "kind": "pager", "url": pager_url, "routing_key": PAGER_KEY, "severities": ["critical"]},
@@ -187,6 +185,10 @@ def test_api_down_is_critical_and_pages():
         assert result.returncode != 0, "a critical check must fail the run"
         check = checks_by(report, "app2")["service:dealerscope-api.service"]
         assert check["status"] == "critical" and check["alert"] == "service_down"
+        # the sick host fails, the healthy ones do not (AWX's host summary, "relaunch on failed hosts")
+        recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=\d+\s+unreachable=\d+\s+failed=(\d+)", result.stdout, re.M))
+        assert recap["app2"] == "1" and recap["app1"] == "0" and recap["db1"] == "0", recap
+        assert "fatal: [app2]: FAILED!" in result.stdout and "daily: app2 CRITICAL - " in result.stdout, result.stdout[-3000:]
         delivered = json.dumps(receiver_messages())
         assert "/pager" in delivered and "service_down" in delivered and "app2" in delivered
     finally:

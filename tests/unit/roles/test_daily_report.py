@@ -145,8 +145,8 @@ def test_check_mode_changes_no_file_and_sends_nothing(tmp_path):
         assert fleet.files() == before
         assert len(messages(fleet.port)) == sent
         assert '(check mode: not written; retention would delete' in result.stdout
-        # ops_notify predicts what a real run would do: the status summary would go out
-        assert 'changed: [ghost1 -> localhost]' in result.stdout.split('Alerts are routed')[1].split('TASK')[0]
+        # the ending predicts what a real run would report: changed (a report, the status summary)
+        assert 'changed: [ghost1]' in result.stdout.split('Runbook ending - report, notifications')[1].split('TASK')[0]
     finally:
         receiver.shutdown()
         receiver.server_close()
@@ -164,12 +164,25 @@ def test_pagerduty_pager_without_routing_key_is_refused_before_any_host_is_conta
     assert not fleet.reports.exists()
 
 
-def test_failing_notification_module_is_a_critical_row_not_a_crash(tmp_path):
+def test_unusable_notification_state_is_refused_before_any_host_is_contacted(tmp_path):
     fleet = Fleet(tmp_path, free_port())
     (tmp_path / 'blocker').write_text('')
+    result = fleet.run(daily_notify_state_dir=str(tmp_path / 'blocker' / 'notify'))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "notify_state_dir %s cannot hold the daily run's files: %s is not a directory" % (
+        tmp_path / 'blocker' / 'notify', tmp_path / 'blocker') in output, output[-3000:]
+    assert 'UNREACHABLE' not in output and not fleet.reports.exists()
+
+
+def test_failing_notification_run_is_a_critical_row_not_a_crash(tmp_path):
+    """The state directory passes the preflight but its ledger cannot be written (sent.json is a directory)."""
+    fleet = Fleet(tmp_path, free_port())
+    (fleet.notify / 'sent.json').mkdir(parents=True)
+    fleet.notify.chmod(0o700)
     receiver = start_receiver(fleet.port, tmp_path / 'hooks.jsonl')
     try:
-        result = fleet.run(daily_notify_state_dir=str(tmp_path / 'blocker' / 'notify'))
+        result = fleet.run()
     finally:
         receiver.shutdown()
         receiver.server_close()
