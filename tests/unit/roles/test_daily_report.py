@@ -146,7 +146,7 @@ def test_check_mode_changes_no_file_and_sends_nothing(tmp_path):
         assert len(messages(fleet.port)) == sent
         assert '(check mode: not written; retention would delete' in result.stdout
         # the ending predicts what a real run would report: changed (a report, the status summary)
-        assert 'changed: [ghost1]' in result.stdout.split('Runbook ending - report, notifications')[1].split('TASK')[0]
+        assert 'changed: [ghost1 -> localhost]' in result.stdout.split('Runbook ending - report, notifications')[1].split('TASK')[0]
     finally:
         receiver.shutdown()
         receiver.server_close()
