@@ -32,7 +32,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
-ROLES = ("baseline", "daily", "patching", "runbook_end")
+ROLES = ("baseline", "daily", "patching", "runbook_end", "firewall")
 VALUES = ("true", "false")
 FREEZE = {"patching_freeze": [{"start": "2000-01-01", "end": "2999-12-31", "reason": "string-boolean test freeze"}]}
 REASON = "string-boolean test override"
@@ -119,7 +119,7 @@ def uses(role, option):
 # Running the real role code
 
 
-def playbook(argv, inventory, extra, check=False, timeout=180):
+def playbook(argv, inventory, extra, check=False, timeout=180, args=()):
     """ansible-playbook with the repo's ansible.cfg and the JSON callback; extra: `key=value` strings (as cron passes
     them) or dicts (JSON). Returns (rc, parsed output, stderr)."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
@@ -129,6 +129,7 @@ def playbook(argv, inventory, extra, check=False, timeout=180):
         command += ["-e", item if isinstance(item, str) else json.dumps(item)]
     if check:
         command += ["--check", "--diff"]
+    command += list(args)
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     try:
         data = json.loads(proc.stdout)
@@ -262,6 +263,17 @@ class Runs(object):
             return run
         return self.once(("ending", value), start)
 
+    def firewall(self, name, *extra):
+        """The firewall playbook against the controller itself (connection local), --check --diff: the host is only
+        inspected and the new ruleset checked with `nft -c`; nothing is loaded. Inventory addresses (ghost_ip)."""
+        def start():
+            base = {"firewall_report_dir": str(self.tmp / ("firewall-" + re.sub(r"\W+", "-", name))), "firewall_address_var": "ghost_ip",
+                    "ghost_ip": "10.9.9.9", "firewall_zones": {"mgmt": {"cidrs": ["10.200.0.0/24"]}, "public": {"cidrs": ["0.0.0.0/0"]}},
+                    "firewall_rules": [{"from": "public", "to": "public", "service": "https"}], "firewall_zone_overlaps_allowed": []}
+            # the boot unit (tag persist) needs systemd, which the controller may lack
+            return playbook("dealerscope.ops.firewall", self.local, [base] + list(extra), check=True, args=["--skip-tags", "persist"])
+        return self.once(("firewall", name), start)
+
 
 ENDING_PLAY = """
 - name: The runbook ending alone, on the controller
@@ -361,6 +373,45 @@ def _write_in_check_mode(value, runs):
         assert run.report is not None and run.report["status"] == "ok", run.text()[-3000:]
     else:
         assert run.report is None
+
+
+def _firewall_ruleset(run):
+    assert run.rc == 0, run.messages()[-3000:]
+    return run.task("Apply - ruleset is checked")["diff"]["after"]
+
+
+@behaviour("firewall_allow_controller_outside_mgmt", "roles/firewall/tasks/policy.yml")
+def _controller_outside_mgmt(value, runs):
+    # a local connection has no SSH source: Ansible is "outside mgmt", so only the switch lets the run go on
+    run = runs.firewall("outside-" + value, "firewall_allow_controller_outside_mgmt=%s" % value)
+    if value == "true":
+        assert "tcp dport 443 accept" in _firewall_ruleset(run)
+    else:
+        assert run.rc != 0 and "would lock Ansible out" in run.messages(), run.messages()[-3000:]
+
+
+@behaviour("firewall_mgmt_ssh", "roles/firewall/tasks/preflight.yml", "roles/firewall/tasks/policy.yml")
+def _mgmt_ssh(value, runs):
+    run = runs.firewall("mgmt-ssh-" + value, "firewall_mgmt_ssh=%s" % value, "firewall_allow_removing_mgmt_ssh=true",
+                        "firewall_allow_controller_outside_mgmt=true")
+    ruleset = _firewall_ruleset(run)
+    assert ("ip saddr @mgmt_v4 tcp dport 22 accept" in ruleset) is (value == "true"), ruleset
+
+
+@behaviour("firewall_allow_removing_mgmt_ssh", "roles/firewall/tasks/preflight.yml")
+def _allow_removing_mgmt_ssh(value, runs):
+    run = runs.firewall("removing-" + value, "firewall_mgmt_ssh=false", "firewall_allow_removing_mgmt_ssh=%s" % value,
+                        "firewall_allow_controller_outside_mgmt=true")
+    if value == "true":
+        assert "tcp dport 22" not in _firewall_ruleset(run)
+    else:
+        assert run.rc != 0 and "firewall_allow_removing_mgmt_ssh=true" in run.messages() and not run.contacted(), run.messages()[-3000:]
+
+
+@behaviour("firewall_log_drops", "roles/firewall/templates/firewall.nft.j2")
+def _log_drops(value, runs):
+    run = runs.firewall("log-" + value, "firewall_log_drops=%s" % value, "firewall_allow_controller_outside_mgmt=true")
+    assert ('log prefix "dealerscope-drop: "' in _firewall_ruleset(run)) is (value == "true")
 
 
 @behaviour("baseline_ssh_x11_forwarding", "roles/baseline/templates/sshd_dropin.conf.j2")
@@ -634,6 +685,8 @@ def test_a_switch_that_is_not_a_boolean_is_refused(role, name, runs):
         run = runs.patch("maybe-" + name, "%s=maybe" % name)
     elif role == "daily":
         run = playbook("dealerscope.ops.daily", runs.local, ["%s=maybe" % name, {"daily_report_dir": str(runs.tmp / "daily-maybe")}])
+    elif role == "firewall":
+        run = runs.firewall("maybe-" + name, "%s=maybe" % name)
     elif role == "runbook_end":
         run = playbook(str(runs.ending_play), runs.local, ["%s=maybe" % name, {"runbook_end_report_dir": str(runs.tmp / "ending-maybe")}])
         assert not (runs.tmp / "ending-maybe").exists()
