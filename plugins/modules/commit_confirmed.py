@@ -64,6 +64,8 @@ options:
         copying a saved sshd drop-in back and reloading sshd, or C(nft -f /var/lib/.../saved.nft).
       - It runs unattended while the operator may be locked out, so it must not need input and should be quick.
         Anything it needs (saved files) must exist before the module arms the timer.
+      - The environment variable C(DEALERSCOPE_REVERT_BY) tells the script who reverts - V(timer) (the change was not
+        confirmed in time) or V(manual) (O(state=reverted)).
       - Required with O(state=armed); ignored otherwise.
     type: str
   timeout:

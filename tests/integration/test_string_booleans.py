@@ -269,7 +269,8 @@ class Runs(object):
         def start():
             base = {"firewall_report_dir": str(self.tmp / ("firewall-" + re.sub(r"\W+", "-", name))), "firewall_address_var": "ghost_ip",
                     "ghost_ip": "10.9.9.9", "firewall_zones": {"mgmt": {"cidrs": ["10.200.0.0/24"]}, "public": {"cidrs": ["0.0.0.0/0"]}},
-                    "firewall_rules": [{"from": "public", "to": "public", "service": "https"}], "firewall_zone_overlaps_allowed": []}
+                    "firewall_rules": [{"from": "public", "to": "public", "service": "https"}], "firewall_zone_overlaps_allowed": [],
+                    "firewall_fail2ban": False}  # fail2ban is not installed on the controller; _fail2ban overrides this
             # the boot unit (tag persist) needs systemd, which the controller may lack
             return playbook("dealerscope.ops.firewall", self.local, [base] + list(extra), check=True, args=["--skip-tags", "persist"])
         return self.once(("firewall", name), start)
@@ -406,6 +407,14 @@ def _allow_removing_mgmt_ssh(value, runs):
         assert "tcp dport 22" not in _firewall_ruleset(run)
     else:
         assert run.rc != 0 and "firewall_allow_removing_mgmt_ssh=true" in run.messages() and not run.contacted(), run.messages()[-3000:]
+
+
+@behaviour("firewall_fail2ban", "roles/firewall/tasks/main.yml", "roles/firewall/tasks/report.yml")
+def _fail2ban(value, runs):
+    # the controller is no lab host: only whether the intrusion tasks run is looked at (fail2ban itself: molecule/firewall)
+    run = runs.firewall("fail2ban-" + value, "firewall_fail2ban=%s" % value, "firewall_allow_controller_outside_mgmt=true")
+    ran = list(run.results("Intrusion - fail2ban is installed"))
+    assert bool(ran) is (value == "true"), run.text()[-3000:]
 
 
 @behaviour("firewall_log_drops", "roles/firewall/templates/firewall.nft.j2")

@@ -59,7 +59,7 @@ def test_sshd_dropin_is_private(host):
 
 
 def test_no_revert_timer_left_armed(host):
-    assert not host.service("dealerscope-sshd-revert.timer").is_running
+    assert not host.service("dealerscope-revert-sshd.timer").is_running
 
 
 def test_chrony_runs(host):

@@ -65,6 +65,7 @@ def test_allowed_flows_answer_and_denied_flows_are_dropped():
     assert not connects("lb1", "db1", 5432), "lb1 -> db1:5432 is not in the matrix and must be dropped"
     assert time.monotonic() - started >= 2.5, "dropped, not refused: the connection attempt must time out"
     assert not connects("db1", "app1", 8000), "db1 -> app1:8000 is not in the matrix"
+    assert connects("app1", "db1", 22) and not connects("lb1", "db1", 22), "db1's host rule lets the app zone, not lb, reach SSH"
     assert ssh("db1", "true").returncode == 0  # SSH from the controller (mgmt)
     assert api_through_lb() == 200
 
@@ -176,3 +177,27 @@ def test_the_ruleset_survives_a_reboot():
     assert on("app1", "systemctl is-active dealerscope-firewall.service").strip() == "active"
     assert live("app1") == recorded("app1")
     assert connects("lb1", "app1", 8000)
+
+
+def test_repeated_ssh_failures_ban_the_source_and_the_ban_expires():
+    """fail2ban on db1: app1 (allowed to SSH to db1 by db1's host rule, host_vars/db1.yml) fails SSH logins 6 times
+    (maxretry 5) -> app1 is banned on db1 (its SSH connections dropped); after firewall_fail2ban_bantime (20 s in this
+    scenario) app1 gets through again. lb1 may not SSH to db1 at all (the matrix), so it stays dropped throughout."""
+    assert connects("app1", "db1", 22), "db1's host rule lets the app zone reach SSH"
+    on("app1", "for i in 1 2 3 4 5 6; do ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+               "-o ConnectTimeout=3 dsintruder@db1 true >/dev/null 2>&1; done; true")
+    deadline = time.monotonic() + 30
+    status = ""
+    while time.monotonic() < deadline:
+        status = on("db1", "fail2ban-client status sshd")
+        if re.search(r"Currently banned:\s*1\b", status):
+            break
+        time.sleep(1)
+    assert re.search(r"Currently banned:\s*1\b", status), status
+    assert not connects("app1", "db1", 22), "the banned source still reaches db1:22"
+    assert ssh("db1", "true").returncode == 0, "the management path (never banned) still reaches db1"
+    assert "f2b-table" in on("db1", "nft list tables") and "table inet dealerscope" in on("db1", "nft list tables")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not connects("app1", "db1", 22, seconds=2):
+        time.sleep(2)
+    assert connects("app1", "db1", 22), "the ban did not expire"

@@ -392,6 +392,17 @@ def test_wrapper_manual_does_not_claim(tmp_path, shell_env):
     assert 'nftables: reverting on request (state=reverted)' in log_file.read_text()
 
 
+@pytest.mark.parametrize('mode', ['timer', 'manual'])
+def test_the_script_is_told_who_reverts(tmp_path, shell_env, mode):
+    """DEALERSCOPE_REVERT_BY: the baseline role logs "not confirmed in time" only when the timer reverted."""
+    env, dummy = shell_env
+    paths = make_change(tmp_path, 'echo "by=$DEALERSCOPE_REVERT_BY"')
+    if mode == 'manual':
+        assert cc.try_claim(paths['claim'], 'manual', os.getpid(), 'b', alive_always) is None
+    proc = run_wrapper(paths, env, mode)
+    assert proc.returncode == 0 and proc.stdout == 'by=%s\n' % mode, proc.stdout
+
+
 def test_wrapper_reverts_even_when_the_log_cannot_be_written(tmp_path, shell_env):
     env, dummy = shell_env
     marker = tmp_path / 'restored'
