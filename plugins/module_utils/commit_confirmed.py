@@ -42,6 +42,8 @@ import re
 import shlex
 import time
 
+from ansible_collections.dealerscope.ops.plugins.module_utils.pg_clusters import read_text
+
 #: Change id; matched with fullmatch (a trailing newline must not pass, as it would with ``$``).
 NAME_RE = re.compile(r'[a-z][a-z0-9_-]{0,40}')
 TIMEOUT_MIN = 10
@@ -419,15 +421,6 @@ def decide(state, name, obs):
 
 
 # --- small file helpers (no AnsibleModule) -------------------------------------------------------------------
-
-def read_text(path):
-    """Return the file's text, or None when it is missing or unreadable."""
-    try:
-        with open(path, 'rb') as handle:
-            return handle.read().decode('utf-8', errors='replace')
-    except (IOError, OSError):
-        return None
-
 
 def read_claim(path):
     """Parsed claim link (see :func:`parse_claim`), or None when there is no claim."""
