@@ -92,6 +92,16 @@ options:
         C(new_accounts) are not returned and the journal cursor is left as it is.
     type: bool
     default: true
+  fail2ban:
+    description:
+      - "Intrusion detection: read fail2ban's jails, the addresses banned now (C(fail2ban-client status <jail>)) and the
+        bans since the previous run (fail2ban's database, read-only) into the check C(intrusion_bans)."
+      - "V(auto) judges fail2ban where it is installed and reports C(not installed) as V(ok) elsewhere; V(required) makes
+        a missing or stopped fail2ban, or one without an active jail, V(critical); V(disabled) leaves the check out
+        (not V(off), which YAML would read as a boolean)."
+    type: str
+    choices: [auto, required, disabled]
+    default: auto
 attributes:
   check_mode:
     support: full
@@ -108,6 +118,9 @@ attributes:
         new log entries were read or the local accounts changed.
       - Running it again reports only what was logged in between (usually the connection of the run itself).
 notes:
+  - "Bans since the last run are read from fail2ban's database, which keeps a ban C(dbpurgeage) (Debian: 1 day): run the
+    module at least that often, or raise C(dbpurgeage), or older bans are not counted. The cursor is the time of the
+    newest ban counted (with the bans of that second), kept in O(state_file)."
   - "Journal entries are read with C(journalctl -o json --after-cursor) (or C(--since) on the first run),
     filtered by syslog identifier (C(-t)), which journald serves from its field index."
   - "Card numbers are 13 to 19 digits, optionally grouped by single spaces or dashes, starting with 2 to 6
@@ -156,6 +169,10 @@ checks:
       number of local accounts recorded).
       C(app_5xx_rate) details: C(requests), C(errors_5xx), C(malformed_lines).
       C(pii_in_logs) details: C(emails), C(cards) and up to three masked C(samples) with their C(source) and C(line)."
+    - "C(intrusion_bans) (unless O(fail2ban=disabled)): its value is the number of bans since the last run (V(null) when
+      unknown); V(warning) with alert C(security_event) when an address is banned now or was banned since the last run.
+      Details: C(installed), C(running), C(jails), C(banned_now) (jail -> addresses), C(bans_since_last_run)
+      (jail -> address -> bans) and C(per_jail) (failed and banned counts of C(fail2ban-client status <jail>))."
   returned: always
   type: list
   elements: dict
@@ -253,6 +270,8 @@ counts:
     pii_lines: 0
     pii_emails: 0
     pii_cards: 0
+    fail2ban_banned_now: 1
+    fail2ban_bans: 1
     bytes_read: 26215
 """
 
@@ -282,6 +301,7 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.log_scan import (
     usec_to_iso,
     write_state,
 )
+from ansible_collections.dealerscope.ops.plugins.module_utils.fail2ban import bans_check, next_cursor, read_fail2ban
 from ansible_collections.dealerscope.ops.plugins.module_utils.ops_checks import summarize
 
 
@@ -328,6 +348,7 @@ def main():
             error_rate_percent=dict(type='float', default=0.1),
             min_requests=dict(type='int', default=20),
             scan_journal=dict(type='bool', default=True),
+            fail2ban=dict(type='str', default='auto', choices=['auto', 'required', 'disabled']),
         ),
         supports_check_mode=True,
     )
@@ -420,6 +441,18 @@ def main():
         pii_cards=pii.cards,
         bytes_read=sum(info['bytes'] for info in infos.values()),
     )
+
+    if params['fail2ban'] != 'disabled':
+        client = module.get_bin_path('fail2ban-client', opt_dirs=['/usr/bin', '/usr/sbin'])
+        found = None
+        if client:
+            saved = state.get('fail2ban') or {}
+            found = read_fail2ban(module.run_command, client, saved.get('since') or first_run_since, saved.get('seen') or ())
+            if found['running'] and found['bans'] is not None:
+                new_state['fail2ban'] = next_cursor(saved or None, found['bans']) or {'since': int(started), 'seen': []}
+            counts.update(fail2ban_banned_now=sum(status.get('banned_now', 0) for status in found['jails'].values()),
+                          fail2ban_bans=len(found['bans']) if found['bans'] is not None else None)
+        checks.append(bans_check(params['fail2ban'], found, installed=bool(client)))
 
     # changed is the same in check mode as in a real run: whether the cursor file's content changes.
     new_dump = dump_state(new_state)

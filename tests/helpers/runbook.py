@@ -33,6 +33,20 @@ def run_playbook(playbook, *args, extra_vars=None, timeout=300):
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env, cwd=str(PROJECT))
 
 
+def run_module(host, module, args, *options, timeout=120):
+    """One module on one scenario host (ad hoc, real SSH); its result as the json callback returns it."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".build" / "collections"), ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", NO_COLOR="1")
+    argv = [str(PROJECT / ".venv" / "bin" / "ansible"), "-i", inventory_dir(), host, "-m", module, "-a", json.dumps(args),
+            "-e", json.dumps(scenario_extra_vars()), *options]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env, cwd=str(PROJECT))
+    try:
+        output = json.loads(proc.stdout)
+    except ValueError as exc:
+        raise AssertionError("%s on %s: no JSON result (rc=%s): %s %s" % (module, host, proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])) from exc
+    return output["plays"][0]["tasks"][0]["hosts"][host]
+
+
 def latest_report(runbook="daily"):
     base = EPHEMERAL / "reports" / runbook / "latest"
     return json.loads((base / "report.json").read_text()), base

@@ -13,7 +13,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
 from helpers.molecule_ssh import ssh  # noqa: E402
-from helpers.runbook import EPHEMERAL, checks_by, latest_report, on, run_playbook  # noqa: E402
+from helpers.runbook import EPHEMERAL, checks_by, latest_report, on, run_module, run_playbook  # noqa: E402
 
 testinfra_hosts = ["localhost"]
 FIREWALL = "dealerscope.ops.firewall"
@@ -194,6 +194,12 @@ def test_repeated_ssh_failures_ban_the_source_and_the_ban_expires():
             break
         time.sleep(1)
     assert re.search(r"Currently banned:\s*1\b", status), status
+    intruder = re.search(r"Banned IP list:\s*(\S+)", status).group(1)
+    # The daily runbook's security check reads the ban live (fail2ban-client) while it lasts...
+    scan = run_module("db1", "dealerscope.ops.log_scan", {"fail2ban": "required", "scan_journal": False, "access_logs": [],
+                                                          "state_file": "/run/dealerscope-test/log_scan.json"}, "--check")
+    check = next(c for c in scan["checks"] if c["name"] == "intrusion_bans")
+    assert check["status"] == "warning" and check["details"]["banned_now"] == {"sshd": [intruder]}, check
     assert not connects("app1", "db1", 22), "the banned source still reaches db1:22"
     assert ssh("db1", "true").returncode == 0, "the management path (never banned) still reaches db1"
     assert "f2b-table" in on("db1", "nft list tables") and "table inet dealerscope" in on("db1", "nft list tables")
@@ -201,3 +207,12 @@ def test_repeated_ssh_failures_ban_the_source_and_the_ban_expires():
     while time.monotonic() < deadline and not connects("app1", "db1", 22, seconds=2):
         time.sleep(2)
     assert connects("app1", "db1", 22), "the ban did not expire"
+    # ... and after it: the daily runbook's report shows the ban since its previous run on db1, none banned now.
+    result = run_playbook("dealerscope.ops.daily", "--limit", "db1",
+                          extra_vars={"daily_report_dir": str(EPHEMERAL / "reports"), "daily_notify_channels": [], "daily_fail2ban": "required"})
+    assert (EPHEMERAL / "reports" / "daily" / "latest" / "report.json").exists(), result.stdout[-3000:] + result.stderr[-2000:]
+    report, _base = latest_report("daily")
+    check = checks_by(report, "db1")["intrusion_bans"]
+    assert check["status"] == "warning" and check["alert"] == "security_event", check
+    assert check["details"]["bans_since_last_run"]["sshd"].get(intruder, 0) >= 1 and check["details"]["banned_now"] == {}, check
+    assert "sshd: %s" % intruder in check["message"]

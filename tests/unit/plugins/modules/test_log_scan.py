@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 import sys
 import tempfile
@@ -52,6 +53,33 @@ for e in entries:
 '''
 
 
+# A stand-in for fail2ban-client, printing what fail2ban 1.0 prints for `status`, `status <jail>` and `get dbfile`
+# from the JSON in $FAKE_F2B: {"running": bool, "db": path or null, "jails": {name: {"failed_now": .., "banned": [..]}}}.
+FAKE_F2B_CLIENT = r'''
+import json, os, sys
+conf = json.load(open(os.environ['FAKE_F2B']))
+args = sys.argv[1:]
+if not conf['running']:
+    sys.stderr.write('Failed to access socket path: /var/run/fail2ban/fail2ban.sock. Is fail2ban running?\n')
+    sys.exit(255)
+jails = conf['jails']
+if args == ['status']:
+    print('Status\n|- Number of jail:\t%d\n`- Jail list:\t%s' % (len(jails), ', '.join(jails)))
+elif args[:1] == ['status'] and args[1] in jails:
+    j = jails[args[1]]
+    print('Status for the jail: %s\n|- Filter\n|  |- Currently failed:\t%d\n|  |- Total failed:\t%d\n'
+          '|  `- Journal matches:\t_SYSTEMD_UNIT=sshd.service + _COMM=sshd\n`- Actions\n   |- Currently banned:\t%d\n'
+          '   |- Total banned:\t%d\n   `- Banned IP list:\t%s'
+          % (args[1], j.get('failed_now', 0), j.get('failed_total', 0), len(j['banned']), j.get('banned_total', len(j['banned'])),
+             ' '.join(j['banned'])))
+elif args == ['get', 'dbfile']:
+    print('Current database file is:\n`- %s' % conf['db'] if conf['db'] else 'Database currently disabled')
+else:
+    sys.stderr.write('Sorry but the jail %r does not exist\n' % args[-1])
+    sys.exit(255)
+'''
+
+
 class Harness:
     """A host in a directory: fake journal, access log, state file; records warnings and journalctl calls."""
 
@@ -75,7 +103,10 @@ class Harness:
         monkeypatch.setenv('FAKE_JOURNAL_ARGS', self.args_log)
         monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
         monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
-        monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda _self, name, required=False, opt_dirs=None: self.journalctl)
+        self.f2b_client = None
+        self.monkeypatch = monkeypatch
+        monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path',
+                            lambda _self, name, required=False, opt_dirs=None: self.f2b_client if name == 'fail2ban-client' else self.journalctl)
         monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda _self, warning, **kw: self.warnings.append(warning))
 
     def log(self, message, identifier='sshd', pid='100', age_hours=0.0):
@@ -92,6 +123,24 @@ class Harness:
     def request(self, status, **extra):
         with open(self.access_log, 'a') as handle:
             handle.write(json.dumps(dict({'ts': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'status': status}, **extra)) + '\n')
+
+    def fail2ban(self, running=True, jails=None, bans=(), db=True):
+        """Install the fake fail2ban-client; ``bans`` are (jail, address, epoch) rows of a real fail2ban database."""
+        self.f2b_client = os.path.join(self.root, 'fail2ban-client')
+        with open(self.f2b_client, 'w') as handle:
+            handle.write('#!%s\n%s' % (sys.executable, FAKE_F2B_CLIENT))
+        os.chmod(self.f2b_client, 0o755)
+        dbfile = os.path.join(self.root, 'fail2ban.sqlite3')
+        with sqlite3.connect(dbfile) as connection:
+            connection.execute('CREATE TABLE IF NOT EXISTS bans(jail TEXT NOT NULL, ip TEXT, timeofban INTEGER NOT NULL, '
+                               'bantime INTEGER NOT NULL, bancount INTEGER NOT NULL default 1, data JSON)')
+            connection.executemany('INSERT INTO bans(jail, ip, timeofban, bantime) VALUES(?, ?, ?, 600)', list(bans))
+        connection.close()
+        conf = {'running': running, 'db': dbfile if db else None, 'jails': jails if jails is not None else {'sshd': {'banned': []}}}
+        path = os.path.join(self.root, 'f2b.json')
+        with open(path, 'w') as handle:
+            json.dump(conf, handle)
+        self.monkeypatch.setenv('FAKE_F2B', path)
 
     def journalctl_calls(self):
         if not os.path.exists(self.args_log):
@@ -138,7 +187,7 @@ def test_first_run_counts_and_writes_the_cursor(harness):
     assert not failed
     assert result['changed'] is True
     checks = checks_by_name(result)
-    assert list(checks) == ['ssh_auth_failures', 'sudo_use', 'new_accounts', 'app_5xx_rate', 'pii_in_logs']
+    assert list(checks) == ['ssh_auth_failures', 'sudo_use', 'new_accounts', 'app_5xx_rate', 'pii_in_logs', 'intrusion_bans']
     assert checks['ssh_auth_failures']['value'] == 3 and checks['ssh_auth_failures']['status'] == 'ok'
     assert checks['ssh_auth_failures']['details'] == {'sources': {'203.0.113.9': 3}, 'users': {'nosuchuser': 3}}
     assert checks['sudo_use']['value'] == 1 and checks['sudo_use']['details']['users'] == {'alice': 1}
@@ -373,7 +422,7 @@ def test_scan_journal_false(harness):
     failed_logins(harness, 5)
     harness.request(200)
     failed, result = harness.run(scan_journal=False)
-    assert [c['name'] for c in result['checks']] == ['app_5xx_rate', 'pii_in_logs']
+    assert [c['name'] for c in result['checks']] == ['app_5xx_rate', 'pii_in_logs', 'intrusion_bans']
     assert harness.journalctl_calls() == [] and 'journal' not in result['cursor']
     assert 'journal_entries' not in result['counts']
 
@@ -457,3 +506,81 @@ def test_result_never_contains_raw_pii(monkeypatch, local, domain, card, where):
         assert '%s***@%s***.%s' % (local[0], domain[0], domain.rsplit('.', 1)[1]) in masks
         # stable: the same logs scanned twice (check mode first, cursor unchanged) give the same masks
         assert checks_by_name(preview)['pii_in_logs']['details'] == check['details']
+
+
+# --------------------------------------------------------------------------
+# intrusion_bans: fail2ban's bans now and since the last run
+# --------------------------------------------------------------------------
+
+def test_without_fail2ban_auto_says_not_installed_and_required_is_critical(harness):
+    check = checks_by_name(harness.run()[1])['intrusion_bans']
+    assert (check['status'], check['details']['installed']) == ('ok', False)
+    assert 'not installed' in check['message']
+    check = checks_by_name(harness.run(fail2ban='required')[1])['intrusion_bans']
+    assert (check['status'], check['alert']) == ('critical', 'security_event')
+    assert 'intrusion_bans' not in checks_by_name(harness.run(fail2ban='disabled')[1])
+
+
+def test_a_stopped_fail2ban_is_a_warning_or_critical_when_required(harness):
+    harness.fail2ban(running=False)
+    check = checks_by_name(harness.run()[1])['intrusion_bans']
+    assert check['status'] == 'warning' and 'Is fail2ban running?' in check['message']
+    assert checks_by_name(harness.run(fail2ban='required')[1])['intrusion_bans']['status'] == 'critical'
+
+
+def test_bans_now_and_since_the_last_run_are_counted_once(harness):
+    now = int(time.time())
+    harness.fail2ban(jails={'sshd': {'banned': ['203.0.113.9'], 'failed_now': 2, 'failed_total': 11, 'banned_total': 2}},
+                     bans=[('sshd', '198.51.100.4', now - 48 * 3600), ('sshd', '198.51.100.7', now - 60), ('sshd', '203.0.113.9', now - 5)])
+    failed, result = harness.run()
+    assert not failed
+    check = checks_by_name(result)['intrusion_bans']
+    assert (check['status'], check['value'], check['alert']) == ('warning', 2, 'security_event')  # the 48 h old ban is outside the look-back
+    assert check['details']['banned_now'] == {'sshd': ['203.0.113.9']}
+    assert check['details']['bans_since_last_run'] == {'sshd': {'198.51.100.7': 1, '203.0.113.9': 1}}
+    assert check['details']['per_jail']['sshd'] == {'failed_now': 2, 'failed_total': 11, 'banned_now': 1, 'banned_total': 2}
+    assert '1 address(es) banned now (sshd: 203.0.113.9)' in check['message'] and '2 ban(s) since the last run' in check['message']
+    assert (result['counts']['fail2ban_banned_now'], result['counts']['fail2ban_bans']) == (1, 2)
+    # The next run counts only new bans: one in the same second as the newest counted, one later.
+    with sqlite3.connect(os.path.join(harness.root, 'fail2ban.sqlite3')) as connection:
+        connection.executemany('INSERT INTO bans(jail, ip, timeofban, bantime) VALUES(?, ?, ?, 600)',
+                               [('sshd', '192.0.2.1', now - 5), ('recidive', '192.0.2.2', now)])
+    connection.close()
+    check = checks_by_name(harness.run()[1])['intrusion_bans']
+    assert check['details']['bans_since_last_run'] == {'sshd': {'192.0.2.1': 1}, 'recidive': {'192.0.2.2': 1}}
+    assert check['value'] == 2
+
+
+def test_no_bans_is_ok_and_a_quiet_second_run_changes_nothing(harness):
+    harness.fail2ban()
+    failed, result = harness.run(scan_journal=False)
+    check = checks_by_name(result)['intrusion_bans']
+    assert (failed, check['status'], check['value']) == (False, 'ok', 0)
+    assert '0 address(es) banned now; 0 ban(s) since the last run' in check['message']
+    state = json.load(open(harness.state_file))
+    assert state['fail2ban']['seen'] == []
+    failed, result = harness.run(scan_journal=False)
+    assert result['changed'] is False, 'nothing new: the cursor file must not be rewritten'
+
+
+def test_check_mode_predicts_changed_and_leaves_the_ban_cursor(harness):
+    harness.fail2ban(bans=[('sshd', '198.51.100.7', int(time.time()) - 60)])
+    harness.run(scan_journal=False)
+    before = open(harness.state_file).read()
+    with sqlite3.connect(os.path.join(harness.root, 'fail2ban.sqlite3')) as connection:
+        connection.execute("INSERT INTO bans(jail, ip, timeofban, bantime) VALUES('sshd', '192.0.2.1', ?, 600)", (int(time.time()),))
+    connection.close()
+    failed, predicted = harness.run(scan_journal=False, _ansible_check_mode=True)
+    assert predicted['changed'] is True and open(harness.state_file).read() == before
+    assert checks_by_name(predicted)['intrusion_bans']['value'] == 1
+    failed, real = harness.run(scan_journal=False)
+    assert real['changed'] is True and checks_by_name(real)['intrusion_bans']['value'] == 1
+
+
+def test_fail2ban_without_database_or_jails(harness):
+    harness.fail2ban(db=False)
+    check = checks_by_name(harness.run()[1])['intrusion_bans']
+    assert check['status'] == 'warning' and check['value'] is None and 'without a database' in check['message']
+    harness.fail2ban(jails={})
+    check = checks_by_name(harness.run(fail2ban='required')[1])['intrusion_bans']
+    assert check['status'] == 'critical' and 'no jail is active' in check['message']
