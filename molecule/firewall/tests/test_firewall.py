@@ -70,6 +70,22 @@ def test_allowed_flows_answer_and_denied_flows_are_dropped():
     assert api_through_lb() == 200
 
 
+V6 = {"lb1": "fd00:d5::11", "app1": "fd00:d5::21", "db1": "fd00:d5::31"}  # prepare.yml: each host is dual stack
+
+
+def test_ipv6_flows_follow_the_same_matrix():
+    """Group zones hold each member's IPv4 and IPv6 address (db1 only has sets for zones its rules name, so no lb set); the
+    same matrix holds over IPv6, tested with real packets:
+    app1 -> db1:5432 answers, lb1 -> db1:5432 and lb1 -> db1:22 are dropped, app1 -> db1:22 answers (db1's host rule)."""
+    assert V6["app1"] in on("db1", "nft list set inet dealerscope app_v6")
+    assert connects("app1", V6["db1"], 5432)
+    assert not connects("lb1", V6["db1"], 5432)
+    assert not connects("lb1", V6["db1"], 22)
+    assert connects("app1", V6["db1"], 22)
+    # Without the ruleset the dropped flows would answer: the test is about the firewall, not a closed port.
+    assert "[::]:5432" in on("db1", "ss -Hltn 'sport = :5432'") and "[::]:22" in on("db1", "ss -Hltn 'sport = :22'")
+
+
 def test_every_host_has_the_table_with_a_drop_policy_and_the_drop_log():
     for host in ("lb1", "app1", "db1"):
         table = live(host)
