@@ -65,7 +65,7 @@ def _uses_stack(scenario):
 
 # Roles with no playbook of their own, only called by other roles: their scenarios are those of the roles that call
 # them (each must really include the role, checked below).
-SHARED_ROLES = {"runbook_end": ("daily", "patching", "firewall")}
+SHARED_ROLES = {"runbook_end": ("daily", "patching", "firewall", "tls")}
 
 
 def test_every_role_has_a_scenario():

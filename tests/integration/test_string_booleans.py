@@ -32,7 +32,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
-ROLES = ("baseline", "daily", "patching", "runbook_end", "firewall")
+ROLES = ("baseline", "daily", "patching", "runbook_end", "firewall", "tls")
 VALUES = ("true", "false")
 FREEZE = {"patching_freeze": [{"start": "2000-01-01", "end": "2999-12-31", "reason": "string-boolean test freeze"}]}
 REASON = "string-boolean test override"
@@ -274,6 +274,25 @@ class Runs(object):
             # the boot unit (tag persist) needs systemd, which the controller may lack
             return playbook("dealerscope.ops.firewall", self.local, [base] + list(extra), check=True, args=["--skip-tags", "persist"])
         return self.once(("firewall", name), start)
+
+    def tls(self, name, *extra):
+        """The TLS playbook against the controller itself, --check --diff: a valid self-signed certificate (90 days) in
+        a scratch tls_base_dir, nothing due unless forced; the ACME directory is a closed port (ARI asks fail quietly)."""
+        def start():
+            base_dir = self.tmp / ("tls-" + re.sub(r"\W+", "-", name))
+            live = base_dir / "api" / "live"
+            live.mkdir(parents=True)
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                            "-keyout", str(live / "privkey.pem"), "-out", str(live / "fullchain.pem"), "-days", "90",
+                            "-subj", "/CN=dealerscope.example", "-addext", "subjectAltName=DNS:dealerscope.example"],
+                           check=True, capture_output=True)
+            (live / "privkey.pem").chmod(0o600)
+            base = {"tls_base_dir": str(base_dir), "tls_report_dir": str(base_dir / "reports"),
+                    "tls_certificates": [{"name": "api", "domains": ["dealerscope.example"]}],
+                    "tls_allowed_domains": ["dealerscope.example"], "tls_acme_directory": "https://127.0.0.1:1/dir",
+                    "tls_acme_terms_agreed": True}
+            return playbook("dealerscope.ops.tls", self.local, [base] + list(extra), check=True)
+        return self.once(("tls", name), start)
 
 
 ENDING_PLAY = """
@@ -550,6 +569,34 @@ def _canary(value, runs):
         assert meta["canary"] is None and meta["batches"] == [["ghost1", "ghost2"]], meta
 
 
+@behaviour("tls_force_renewal", "roles/tls/tasks/collect.yml", "roles/tls/tasks/report.yml")
+def _tls_force(value, runs):
+    run = runs.tls("force-" + value, "tls_force_renewal=%s" % value)
+    assert run.rc == 0, run.messages()[-3000:]
+    plan = run.fact("__tls_plan")
+    assert plan and plan[0]["due"] is (value == "true"), plan
+    assert plan[0]["reason"].startswith("forced" if value == "true" else "not due"), plan
+    would = list(run.results("Check mode - what a real run would renew"))
+    assert bool([r for r in would if r.get("changed")]) is (value == "true"), would
+
+
+@behaviour("tls_use_ari", "roles/tls/tasks/collect.yml")
+def _tls_ari(value, runs):
+    run = runs.tls("ari-" + value, "tls_use_ari=%s" % value)
+    assert run.rc == 0, run.messages()[-3000:]
+    asked = [r for r in run.results("renewal window (ARI)") if not r.get("skipped") and "item" in r]
+    assert bool(asked) is (value == "true"), asked
+
+
+@behaviour("tls_acme_terms_agreed", "roles/tls/tasks/preflight.yml")
+def _tls_terms(value, runs):
+    run = runs.tls("terms-" + value, "tls_acme_terms_agreed=%s" % value)
+    if value == "true":
+        assert run.rc == 0, run.messages()[-3000:]
+    else:
+        assert run.rc != 0 and 'tls_acme_terms_agreed is "false"' in run.messages(), run.messages()[-3000:]
+
+
 # ---------------------------------------------------------------------------------------------------
 # Fixtures
 
@@ -696,6 +743,8 @@ def test_a_switch_that_is_not_a_boolean_is_refused(role, name, runs):
         run = playbook("dealerscope.ops.daily", runs.local, ["%s=maybe" % name, {"daily_report_dir": str(runs.tmp / "daily-maybe")}])
     elif role == "firewall":
         run = runs.firewall("maybe-" + name, "%s=maybe" % name)
+    elif role == "tls":
+        run = runs.tls("maybe-" + name, "%s=maybe" % name)
     elif role == "runbook_end":
         run = playbook(str(runs.ending_play), runs.local, ["%s=maybe" % name, {"runbook_end_report_dir": str(runs.tmp / "ending-maybe")}])
         assert not (runs.tmp / "ending-maybe").exists()
