@@ -168,6 +168,9 @@ _value:
     common_name:
       description: The first domain.
       type: str
+    starttls:
+      description: V(postgres) for O(_input[].service=postgresql) (the endpoint speaks TLS after PostgreSQL's SSLRequest), else V(null).
+      type: str
     dir:
       description: The certificate's directory, O(base_dir)/O(_input[].name).
       type: str
@@ -460,6 +463,7 @@ def _certificate(index, cert, patterns, base_dir, problems):
         'name': name, 'domains': domains, 'issuer': issuer, 'challenge': challenge, 'service': service, 'endpoint': endpoint,
         'server_name': server_name, 'key_type': key_type, 'owner': accounts['owner'], 'group': accounts['group'],
         'common_name': domains[0] if domains else None,
+        'starttls': 'postgres' if service == 'postgresql' else None,
         'dir': directory, 'live': live,
         'cert_path': posixpath.join(live, 'cert.pem') if live else None,
         'chain_path': posixpath.join(live, 'chain.pem') if live else None,

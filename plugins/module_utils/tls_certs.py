@@ -18,6 +18,7 @@ import re
 import socket
 import ssl
 import stat
+import struct
 
 try:
     import pwd
@@ -427,8 +428,14 @@ def _name_of(module, function, ident, field):
 # ---------------------------------------------------------------------------------------------
 # endpoints
 
-def probe_endpoint(endpoint, server_name=None, timeout=5.0, now=None):
-    """Connect without verification and describe the leaf certificate served; errors are text, never raised."""
+POSTGRES_SSL_REQUEST = 80877103  # PostgreSQL's SSLRequest code (protocol 1234.5679)
+
+
+def probe_endpoint(endpoint, server_name=None, timeout=5.0, now=None, starttls=None):
+    """Connect without verification and describe the leaf certificate served; errors are text, never raised.
+
+    ``starttls='postgres'``: PostgreSQL's SSLRequest first (the server answers ``S`` when it offers TLS), then the handshake.
+    """
     now = now or utc_now()
     result = {'endpoint': endpoint, 'server_name': server_name, 'reachable': False, 'serial': None, 'subject_cn': None,
               'not_after': None, 'days_left': None, 'protocol': None, 'error': None}
@@ -444,6 +451,13 @@ def probe_endpoint(endpoint, server_name=None, timeout=5.0, now=None):
     context.verify_mode = ssl.CERT_NONE
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
+            if starttls == 'postgres':
+                sock.sendall(struct.pack('!ii', 8, POSTGRES_SSL_REQUEST))
+                answer = sock.recv(1)
+                if answer != b'S':
+                    result['reachable'] = True
+                    result['error'] = 'PostgreSQL does not offer TLS (it answered %r to the SSLRequest: ssl = off?)' % answer
+                    return result
             with context.wrap_socket(sock, server_hostname=sni) as tls:
                 der = tls.getpeercert(binary_form=True)
                 result['protocol'] = tls.version()
@@ -507,7 +521,7 @@ def inspect_certificate(spec, anchors=(), anchor_source=None, timeout=5.0, now=N
         server_name = spec.get('server_name')
         if not server_name and certs:
             server_name = (info['sans']['dns'] or [None])[0] or info.get('subject_cn')
-        served = probe(spec['endpoint'], server_name, timeout, now)
+        served = probe(spec['endpoint'], server_name, timeout, now, **({'starttls': spec['starttls']} if spec.get('starttls') else {}))
         served['matches_file'] = None if not served.get('serial') or error or not certs else served['serial'] == info['serial']
         info['endpoint'] = served
     return info

@@ -63,6 +63,12 @@ options:
           - Name sent as SNI to O(certificates[].endpoint).
           - Defaults to the first DNS name of the certificate (else its common name, else the endpoint's host name).
         type: str
+      starttls:
+        description:
+          - V(postgres) - the endpoint is a PostgreSQL server; the probe sends PostgreSQL's SSLRequest before the TLS
+            handshake (a server with C(ssl = off) is reported as not offering TLS).
+        type: str
+        choices: [postgres]
   ca_path:
     description:
       - PEM bundle of trust anchors for the chain validation.
@@ -317,6 +323,7 @@ def main():
                     key_path=dict(type='path'),
                     endpoint=dict(type='str'),
                     server_name=dict(type='str'),
+                    starttls=dict(type='str', choices=['postgres']),
                 ),
             ),
             ca_path=dict(type='path'),

@@ -22,7 +22,7 @@ from .ansible_render import render
 
 ALLOWED = ['.dealerscope.lab']
 ACME = 'https://acme.dealerscope.lab/directory'
-DERIVED = ('common_name', 'dir', 'live', 'cert_path', 'chain_path', 'fullchain_path', 'key_path')
+DERIVED = ('common_name', 'starttls', 'dir', 'live', 'cert_path', 'chain_path', 'fullchain_path', 'key_path')
 
 
 def check(certificates, allowed=None, **kwargs):
@@ -56,7 +56,7 @@ def test_defaults_and_paths_are_filled():
     assert out == [{
         'name': 'lb', 'domains': ['lb.dealerscope.lab', 'www.dealerscope.lab'], 'issuer': 'acme', 'challenge': 'http-01',
         'service': 'nginx', 'endpoint': None, 'server_name': 'lb.dealerscope.lab', 'key_type': 'ecdsa256',
-        'owner': 'root', 'group': 'root', 'common_name': 'lb.dealerscope.lab',
+        'owner': 'root', 'group': 'root', 'common_name': 'lb.dealerscope.lab', 'starttls': None,
         'dir': '/etc/dealerscope-ops/tls/lb', 'live': '/etc/dealerscope-ops/tls/lb/live',
         'cert_path': '/etc/dealerscope-ops/tls/lb/live/cert.pem', 'chain_path': '/etc/dealerscope-ops/tls/lb/live/chain.pem',
         'fullchain_path': '/etc/dealerscope-ops/tls/lb/live/fullchain.pem', 'key_path': '/etc/dealerscope-ops/tls/lb/live/privkey.pem',
@@ -72,6 +72,7 @@ def test_explicit_values_are_kept_and_order_preserved():
     ]
     out = check(certs, base_dir='/srv/tls/')
     assert [c['name'] for c in out] == ['zz', 'db']
+    assert [c['starttls'] for c in out] == [None, 'postgres']  # a PostgreSQL endpoint speaks TLS after its SSLRequest
     assert out[0]['challenge'] == 'dns-01' and out[0]['endpoint'] == 'lb.dealerscope.lab:8443'
     assert out[0]['common_name'] == '*.app.dealerscope.lab' and out[0]['server_name'] == 'app.dealerscope.lab'
     assert (out[0]['service'], out[0]['key_type'], out[0]['owner'], out[0]['group']) == ('none', 'rsa4096', 'www-data', 'ssl-cert')

@@ -703,3 +703,43 @@ def test_an_entry_without_a_file_judges_what_the_endpoint_serves():
     info = inspect_certificate({'name': 'probe', 'endpoint': 'lb1:443'}, probe=lambda *args: dict(unreachable))
     check = certificate_check(info)
     assert check['status'] == 'critical' and 'connection refused' in check['message']
+
+
+def _postgres_like_server(answer, context=None):
+    """A one-connection server on loopback answering PostgreSQL's SSLRequest with `answer`, then (b'S') a TLS handshake."""
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(1)
+    requests = []
+
+    def serve():
+        conn, _addr = listener.accept()
+        with conn:
+            requests.append(conn.recv(8))
+            conn.sendall(answer)
+            if answer == b'S' and context is not None:
+                try:
+                    with context.wrap_socket(conn, server_side=True) as tls:
+                        tls.recv(1)
+                except (ssl.SSLError, OSError):
+                    pass
+        listener.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return '127.0.0.1:%d' % listener.getsockname()[1], requests, thread
+
+
+def test_a_postgres_endpoint_is_probed_after_its_ssl_request(pki, tmp_path):
+    cert_file, key_file = pki.write(tmp_path, 'pg', pki.leaf, key=pki.leaf_key)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    endpoint, requests, thread = _postgres_like_server(b'S', context)
+    served = probe_endpoint(endpoint, 'db.dealerscope.lab', timeout=5, starttls='postgres')
+    thread.join(5)
+    assert requests == [b'\x00\x00\x00\x08\x04\xd2\x16\x2f'], requests  # length 8, code 80877103
+    assert served['reachable'] and served['serial'] == serial_hex(pki.leaf.serial_number), served
+    endpoint, requests, thread = _postgres_like_server(b'N')
+    served = probe_endpoint(endpoint, None, timeout=5, starttls='postgres')
+    thread.join(5)
+    assert served['serial'] is None and 'does not offer TLS' in served['error'], served

@@ -165,7 +165,7 @@ def test_documentation_matches_the_argument_spec():
                 if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', None) in ('DOCUMENTATION', 'EXAMPLES', 'RETURN'))
     options = docs['DOCUMENTATION']['options']
     assert set(options) == {'certificates', 'ca_path', 'warn_days', 'crit_days', 'lifetime_warn_percent', 'timeout'}
-    assert set(options['certificates']['suboptions']) == {'name', 'cert_path', 'key_path', 'endpoint', 'server_name'}
+    assert set(options['certificates']['suboptions']) == {'name', 'cert_path', 'key_path', 'endpoint', 'server_name', 'starttls'}
     assert options['warn_days']['default'] == 21 and options['crit_days']['default'] == 7
     assert options['lifetime_warn_percent']['default'] == 90 and options['timeout']['default'] == 5
     assert set(docs['RETURN']) == {'certificates', 'checks', 'summary'}
