@@ -40,7 +40,8 @@ def cert(**changes):
     ({"tls_acme_terms_agreed": "false"}, "tls_acme_terms_agreed is \"false\""),
     ({"tls_keep_releases": "1"}, "tls_keep_releases"),
     ({"tls_mode": "yolo"}, "tls_mode"),
-    ({"tls_certificates": cert(issuer="internal")}, "issuer internal"),
+    ({"tls_certificates": cert(issuer="internal")}, "set tls_internal_ca_host"),
+    ({"tls_postgresql_require_tls_from": ["10.0.0.300/24"]}, "tls_postgresql_require_tls_from"),
 ])
 def test_bad_input_is_refused_before_any_host_is_contacted(inventory, extra, needle):
     result = run_tls(inventory, extra)

@@ -15,6 +15,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
+from helpers.molecule_ssh import ssh  # noqa: E402
 from helpers.runbook import checks_by, latest_report, on, receiver_clear, receiver_messages, run_module, run_playbook  # noqa: E402
 
 testinfra_hosts = ["localhost"]
@@ -84,7 +85,9 @@ def test_the_first_certificate_comes_from_the_acme_ca_and_is_served_to_another_h
     assert cert["key"]["match"] and cert["key"]["mode"] == "0600" and cert["key"]["owner"] == "root"
     served = served_from_app1()
     assert served["serial"] == cert["serial"], (served, cert["serial"])
-    assert [(row["host"], row["certificate"]) for row in report["meta"]["soonest_expiries"]] == [("lb1", "api")], report["meta"]
+    # soonest first: db1's internal certificate (365 days) before lb1's from pebble (years)
+    assert [(row["host"], row["certificate"]) for row in report["meta"]["soonest_expiries"]] == [("db1", "postgres"), ("lb1", "api")], \
+        report["meta"]
     # The report holds no key material.
     assert "PRIVATE KEY" not in json.dumps(report)
 
@@ -229,3 +232,28 @@ def test_a_private_key_readable_by_others_stops_the_host_before_any_change():
     assert result.returncode != 0
     assert "group/other permissions" in result.stdout and "nothing was changed" in result.stdout
     assert live_target() == before
+
+
+def test_postgresql_serves_the_internal_ca_certificate_and_the_app_connects_over_tls():
+    """db1's certificate comes from the internal CA (kept on lb1); a client on app1 gets it after PostgreSQL's
+    SSLRequest; the API's connections (new ones, after a restart) are encrypted (pg_stat_ssl) and an unencrypted
+    connection from the app network is refused by pg_hba."""
+    served = run_module("app1", "dealerscope.ops.tls_info", {"certificates": [
+        {"name": "pg", "endpoint": "db1:5432", "server_name": "db1.dealerscope.lab", "starttls": "postgres"}]})["certificates"][0]["endpoint"]
+    files = run_module("db1", "dealerscope.ops.tls_info", {"certificates": [
+        {"name": "postgres", "cert_path": "/etc/dealerscope-ops/tls/postgres/live/fullchain.pem",
+         "key_path": "/etc/dealerscope-ops/tls/postgres/live/privkey.pem"}]})["certificates"][0]
+    assert served["serial"] == files["serial"] and files["chain"]["valid"], (served, files)
+    assert "DealerScope internal CA" in files["issuer"] and files["key"]["owner"] == "postgres" and files["key"]["mode"] == "0600"
+    assert on("lb1", "stat -c '%a %U' /etc/dealerscope-ops/tls/internal-ca/ca.key").split() == ["600", "root"]
+    on("app1", "systemctl restart dealerscope-api && for i in $(seq 30); do curl -fsS http://127.0.0.1:8000/api/vehicles?limit=1 "
+               ">/dev/null && break; sleep 1; done")
+    app1 = on("app1", "ip -4 -j route get 192.0.2.1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"prefsrc\"])'").strip()
+    rows = on("db1", "runuser -u postgres -- psql -XAtc \"select count(*), bool_and(s.ssl) from pg_stat_ssl s join pg_stat_activity a "
+                     "using (pid) where a.client_addr = '%s'\"" % app1).strip()
+    count, all_ssl = rows.split("|")
+    assert int(count) > 0 and all_ssl == "t", rows
+    refused = ssh("app1", "set -a; . /etc/dealerscope/api.env; python3 -c \"import os, psycopg2; psycopg2.connect(host='db1', "
+                          "dbname=os.environ['DS_DB_NAME'], user=os.environ['DS_DB_USER'], password=os.environ['DS_DB_PASSWORD'], "
+                          "sslmode='disable')\"")
+    assert refused.returncode != 0 and "no encryption" in refused.stderr, refused.stderr
