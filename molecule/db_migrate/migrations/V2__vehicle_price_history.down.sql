@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS vehicle_price_history;
