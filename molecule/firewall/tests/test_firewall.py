@@ -200,8 +200,11 @@ def test_repeated_ssh_failures_ban_the_source_and_the_ban_expires():
     (maxretry 5) -> app1 is banned on db1 (its SSH connections dropped); after firewall_fail2ban_bantime (20 s in this
     scenario) app1 gets through again. lb1 may not SSH to db1 at all (the matrix), so it stays dropped throughout."""
     assert connects("app1", "db1", 22), "db1's host rule lets the app zone reach SSH"
-    on("app1", "for i in 1 2 3 4 5 6; do ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-               "-o ConnectTimeout=3 dsintruder@db1 true >/dev/null 2>&1; done; true")
+    # Six attempts of at most ConnectTimeout (3 s) plus the failed authentication each: up to ~30 s on a slow machine,
+    # beyond the helper's default 20 s (a CI run under load timed out here), so the outer SSH gets 60 s.
+    failing = ssh("app1", "for i in 1 2 3 4 5 6; do ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                          "-o ConnectTimeout=3 dsintruder@db1 true >/dev/null 2>&1; done; true", timeout=60)
+    assert failing.returncode == 0, failing.stderr
     deadline = time.monotonic() + 30
     status = ""
     while time.monotonic() < deadline:
