@@ -3,6 +3,7 @@ import contextlib
 import json
 import os
 import pathlib
+import re
 import subprocess
 import urllib.request
 
@@ -45,6 +46,20 @@ def run_module(host, module, args, *options, timeout=120):
     except ValueError as exc:
         raise AssertionError("%s on %s: no JSON result (rc=%s): %s %s" % (module, host, proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])) from exc
     return output["plays"][0]["tasks"][0]["hosts"][host]
+
+
+def changed_tasks(output, skip_ending=False):
+    """(task, host) pairs reported changed, from the default callback's output; with `skip_ending`, without the
+    runbook ending's tasks (its report on the controller changes at every run)."""
+    found, task = [], None
+    for line in output.splitlines():
+        header = re.match(r"^TASK \[(.*)\] \*+", line)
+        if header:
+            task = header.group(1)
+        match = re.match(r"^changed: \[([^\]\s]+)", line)
+        if match and not (skip_ending and task.startswith("dealerscope.ops.runbook_end")):
+            found.append((task, match.group(1)))
+    return found
 
 
 def latest_report(runbook="daily"):

@@ -13,7 +13,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
 from helpers.molecule_ssh import ssh  # noqa: E402
-from helpers.runbook import EPHEMERAL, checks_by, latest_report, on, run_module, run_playbook  # noqa: E402
+from helpers.runbook import EPHEMERAL, changed_tasks, checks_by, latest_report, on, run_module, run_playbook  # noqa: E402
 
 testinfra_hosts = ["localhost"]
 FIREWALL = "dealerscope.ops.firewall"
@@ -36,19 +36,6 @@ def live(host):
 
 def recorded(host):
     return on(host, "cat %s/confirmed.listing" % STATE)
-
-
-def changed_tasks(output):
-    """(task, host) pairs reported changed, from the default callback's output."""
-    found, task = [], None
-    for line in output.splitlines():
-        header = re.match(r"^TASK \[(.*)\] \*+", line)
-        if header:
-            task = header.group(1)
-        match = re.match(r"^changed: \[([^\]\s]+)", line)
-        if match:
-            found.append((task, match.group(1)))
-    return found
 
 
 def api_through_lb():
