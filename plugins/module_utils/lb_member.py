@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import fcntl
 import io
 import os
 import socket
@@ -424,6 +425,78 @@ def nginx_set_member(text, pool, member, drained, reason=None, now=None):
     if edits:
         current = [view for view in nginx_members(new_text, pool) if view['name'] == member][0]
     return new_text, dict(previous=previous, current=current, marker_skipped=marker_skipped)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# nginx: replacing the configuration file (shared by lb_member and lb_pool)
+# --------------------------------------------------------------------------------------------------------------
+
+class NginxCommitError(LbMemberError):
+    """Writing, validating or reloading the new file failed. ``changed`` is False when the previous file is back in
+    place (or was never replaced), True when even restoring it failed."""
+
+    def __init__(self, message, changed=False):
+        super().__init__(message)
+        self.changed = changed
+
+
+class DirectoryLock(object):
+    """Exclusive ``flock`` of a directory for a ``with`` block, so tasks editing files in it at the same time (for example
+    delegated to the same load balancer for several hosts) do not lose each other's edits. The directory is opened
+    when the object is made (an OSError then), the lock is taken on entering the block and released on leaving it."""
+
+    def __init__(self, directory):
+        self.fd = os.open(directory, os.O_RDONLY)
+
+    def __enter__(self):
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return self
+
+    def __exit__(self, *exc_info):
+        os.close(self.fd)  # also releases the lock
+        return False
+
+
+def command_output(rc, out, err):
+    """A command's stderr and stdout for a message, or its exit status when it printed nothing."""
+    text = '\n'.join(part.strip() for part in (err, out) if part and part.strip())
+    return text or 'exit status %d, no output' % rc
+
+
+def _restore(write, path, old_bytes, failure, output):
+    """Put the previous file back and raise NginxCommitError for ``failure`` (what failed) and the command's output."""
+    try:
+        write(path, old_bytes)
+    except (IOError, OSError) as exc:
+        raise NginxCommitError('%s, and RESTORING the previous %s FAILED (%s): the new file is in place, fix it by hand: %s'
+                               % (failure, path, exc, output), changed=True)
+    raise NginxCommitError('%s, the previous %s was restored: %s' % (failure, path, output))
+
+
+def nginx_commit(path, old_bytes, new_bytes, write, run_command, validate_command, reload_command, before_reload=None):
+    """Replace ``path`` with ``new_bytes`` through ``write(path, data)``, run ``validate_command``, then
+    ``reload_command`` through ``run_command(command) -> (rc, out, err)``. When validation or the reload fails, the
+    previous content ``old_bytes`` is written back and NginxCommitError is raised with the command's output.
+
+    ``before_reload()``, when given, is called after a successful validation just before the reload; its value is
+    returned (None without it)."""
+    try:
+        write(path, new_bytes)
+    except (IOError, OSError) as exc:
+        raise NginxCommitError('cannot write %s: %s' % (path, exc))
+    rc, out, err = run_command(validate_command)
+    if rc != 0:
+        _restore(write, path, old_bytes, 'nginx rejected the new configuration (%s exited %d)' % (validate_command, rc),
+                 command_output(rc, out, err))
+    snapshot = before_reload() if before_reload is not None else None
+    rc, out, err = run_command(reload_command)
+    if rc != 0:
+        _restore(write, path, old_bytes, 'reloading nginx failed (%s exited %d)' % (reload_command, rc), command_output(rc, out, err))
+    return snapshot
 
 
 # --------------------------------------------------------------------------------------------------------------

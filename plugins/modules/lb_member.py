@@ -311,7 +311,6 @@ diff:
       type: str
 """
 
-import fcntl
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -321,9 +320,12 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.lb_member import (
     DOWN,
     ENABLED,
     MAINT,
+    DirectoryLock,
     HAProxyClient,
     LbMemberError,
     MemberNotFoundError,
+    NginxCommitError,
+    nginx_commit,
     nginx_members,
     nginx_pending_workers,
     nginx_set_member,
@@ -372,14 +374,11 @@ def _select(members, member, pool, kind, state):
     return found, dict(changed=False, state=current, previous_state=current, members=members, drain_wait_s=0.0, reason=None)
 
 
-def _write_file(module, path, data):
-    """Replace ``path`` atomically with ``data`` (bytes), keeping its owner, mode and SELinux context."""
-    replace_atomically(path, data, mover=module.atomic_move)
-
-
-def _output(rc, out, err):
-    text = '\n'.join(part.strip() for part in (err, out) if part and part.strip())
-    return text or 'exit status %d, no output' % rc
+def _writer(module):
+    """``write(path, data)``: replace ``path`` atomically with ``data`` (bytes), keeping its owner, mode and SELinux context."""
+    def write(path, data):
+        replace_atomically(path, data, mover=module.atomic_move)
+    return write
 
 
 def _nginx_wait(module, before, result, member, path):
@@ -406,11 +405,10 @@ def run_nginx(module):
     pool, member, state = params['pool'], params['member'], params['state']
     path = os.path.realpath(params['config_path'])
     try:
-        dir_fd = os.open(os.path.dirname(path), os.O_RDONLY)
+        lock = DirectoryLock(os.path.dirname(path))
     except OSError as exc:
         module.fail_json(msg='cannot open the directory of config_path %s: %s' % (params['config_path'], exc))
-    try:
-        fcntl.flock(dir_fd, fcntl.LOCK_EX)
+    with lock:
         try:
             with open(path, 'rb') as handle:
                 old_bytes = handle.read()
@@ -439,25 +437,12 @@ def run_nginx(module):
                         % member)
         before = None
         if changed and not module.check_mode:
+            scan = (lambda: scan_nginx_workers(PROC_ROOT)) if state == 'drained' and params['wait'] else None
             try:
-                _write_file(module, path, new_text.encode('utf-8', 'surrogateescape'))
-            except (IOError, OSError) as exc:
-                module.fail_json(msg='cannot write %s: %s' % (path, exc))
-            rc, out, err = module.run_command(params['validate_command'])
-            if rc != 0:
-                _write_file(module, path, old_bytes)
-                module.fail_json(msg='nginx rejected the new configuration (%s exited %d), the previous %s was restored: %s'
-                                     % (params['validate_command'], rc, path, _output(rc, out, err)),
-                                 changed=False)
-            if state == 'drained' and params['wait']:
-                before = scan_nginx_workers(PROC_ROOT)
-            rc, out, err = module.run_command(params['reload_command'])
-            if rc != 0:
-                _write_file(module, path, old_bytes)
-                module.fail_json(msg='reloading nginx failed (%s exited %d), the previous %s was restored: %s'
-                                     % (params['reload_command'], rc, path, _output(rc, out, err)), changed=False)
-    finally:
-        os.close(dir_fd)  # also releases the lock
+                before = nginx_commit(path, old_bytes, new_text.encode('utf-8', 'surrogateescape'), _writer(module),
+                                      module.run_command, params['validate_command'], params['reload_command'], scan)
+            except NginxCommitError as exc:
+                module.fail_json(msg=str(exc), changed=exc.changed)
     if state == 'drained' and params['wait'] and not module.check_mode:
         _nginx_wait(module, before, result, member, path)
     return result
