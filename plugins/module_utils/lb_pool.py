@@ -323,7 +323,8 @@ def plan_pool(text, pool, members, remove_unlisted=True, keep_drained=True):
 
     Returns ``(new_text, info)``; ``info`` has ``previous`` and ``members`` (the pool before and after, as in
     pool_members), ``drained`` (addresses of listed members with a weight above 0 kept down by ``keep_drained``),
-    ``added`` and ``removed`` (addresses), and ``warnings`` (messages for the operator).
+    ``added`` and ``removed`` (addresses), and ``revived`` (members that were ``down`` without the maintenance marker
+    and take traffic now: an idle blue/green colour, or a member downed by hand).
 
     * a listed member's line gets ``weight=<weight>`` (the first ``weight=`` parameter replaced, further ones removed,
       else one added after the address); weight 0 removes every ``weight=`` and adds ``down``; a weight above 0 removes
@@ -346,7 +347,7 @@ def plan_pool(text, pool, members, remove_unlisted=True, keep_drained=True):
     edits = []
     drained = []
     removed = []
-    warnings = []
+    revived = []
     for server, details in servers:
         address = details['name']
         if address in wanted:
@@ -355,8 +356,7 @@ def plan_pool(text, pool, members, remove_unlisted=True, keep_drained=True):
             if kept_drained:
                 drained.append(address)
             elif details['down'] and details['marker'] is None and wanted[address]['weight'] > 0:
-                warnings.append('%s was "down" without the dealerscope.ops marker (drained by hand or by another tool); '
-                                'it takes traffic now with weight %d' % (address, wanted[address]['weight']))
+                revived.append(address)
         elif remove_unlisted:
             edits.append(_server_removal(text, tokens, server, details))
             removed.append(address)
@@ -378,7 +378,7 @@ def plan_pool(text, pool, members, remove_unlisted=True, keep_drained=True):
                                  'it' if len(drained) == 1 else 'them'))
         raise LbPoolError('no member of upstream %s would take traffic: every member would be down' % pool)
     return new_text, dict(previous=previous, members=after, drained=drained, added=[member['address'] for member in added],
-                          removed=removed, warnings=warnings)
+                          removed=removed, revived=revived)
 
 
 def _check(after, members, drained, remove_unlisted, previous, pool):
@@ -420,4 +420,3 @@ def nginx_switch_pending(before, current, elapsed, settle):
         if worker.ppid in reloaded or not reloaded or elapsed < settle:
             pending.append(pid)
     return pending
-

@@ -152,8 +152,8 @@ notes:
     considered. Until an nginx master has started new worker processes, every old worker is waited for (a reload that did not
     happen ends in a timeout); then workers of another nginx instance in the same namespace that was not reloaded are waited
     for at most 3 seconds.
-  - A member that was C(down) without lb_member's marker (drained by hand or by another tool) and gets a weight above 0 takes traffic
-    again; the module warns.
+  - A member that was C(down) without lb_member's marker (an idle blue/green colour, or a member set down by hand) and gets a
+    weight above 0 takes traffic again; it is listed in RV(revived).
 seealso:
   - module: dealerscope.ops.lb_member
     description: Drain one member for maintenance (waiting for its requests in flight) and put it back.
@@ -262,6 +262,15 @@ drained:
   type: list
   elements: str
   sample: ["app2:8001"]
+revived:
+  description:
+    - Addresses of listed members that were C(down) without lb_member's maintenance marker and take traffic now (the
+      idle colour of a blue/green deploy, or a member someone set C(down) by hand). A caller that did not expect one
+      can check this list.
+  returned: when O(state=present)
+  type: list
+  elements: str
+  sample: ["app1:8002"]
 added:
   description: Addresses of the members that got a new C(server) line.
   returned: when O(state=present)
@@ -397,11 +406,9 @@ def run(module):
             module.fail_json(msg='%s: %s' % (params['config_path'], exc))
         changed = new_text != text
         result = dict(changed=changed, members=info['members'], previous_members=info['previous'], drained=info['drained'],
-                      added=info['added'], removed=info['removed'], switch_s=0.0)
+                      added=info['added'], removed=info['removed'], revived=info['revived'], switch_s=0.0)
         if changed and module._diff:
             result['diff'] = dict(before=text, after=new_text, before_header=path, after_header=path)
-        for warning in info['warnings']:
-            module.warn(warning)
         if not changed or module.check_mode:
             return result
         started = time.monotonic()

@@ -144,7 +144,7 @@ def test_canary_on_the_lab_edits_only_the_server_lines():
     assert info['previous'] == [view('app1:8000'), view('app2:8000')]
     assert info['members'] == [view('app1:8000', 9), view('app2:8000', 9), view('app1:8001'), view('app2:8001')]
     assert info['added'] == ['app1:8001', 'app2:8001'] and info['removed'] == [] and info['drained'] == []
-    assert info['warnings'] == []
+    assert info['revived'] == []
     again, info = plan(new, ('app1:8000', 9), ('app2:8000', 9), ('app1:8001', 1, 'max_fails=9'), ('app2:8001', 1))
     assert again == new and info['added'] == []
 
@@ -267,8 +267,7 @@ def test_remove_unlisted_deletes_whole_lines_with_their_comment():
     new, info = plan(UNLISTED, ('a:1', 2), ('d:4', 1))
     assert new == block('    server a:1 weight=2;\n    server d:4 weight=1;\n')
     assert info['removed'] == ['b:2', 'c:3']
-    assert info['warnings'] == ['d:4 was "down" without the dealerscope.ops marker (drained by hand or by another tool); '
-                                'it takes traffic now with weight 1']
+    assert info['revived'] == ['d:4']
 
 
 def test_remove_unlisted_false_keeps_them_byte_for_byte():
@@ -315,7 +314,7 @@ def test_keep_drained_false_enables_a_drained_member():
     new, info = plan(_drained_lab(), ('app1:8000', 9), ('app2:8000', 1), keep_drained=False)
     assert new == HEAD + ('    server app1:8000 weight=9 max_fails=2 fail_timeout=5s;\n'
                           '    server app2:8000 weight=1 max_fails=2 fail_timeout=5s;\n') + TAIL
-    assert info['drained'] == [] and info['warnings'] == []
+    assert info['drained'] == [] and info['revived'] == []
 
 
 def test_drained_member_with_weight_zero():

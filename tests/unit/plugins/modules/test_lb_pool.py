@@ -236,8 +236,7 @@ def test_keep_drained_member_stays_down_with_its_new_weight(run, nginx):
     assert result['members'][0] == member('app1:8000', 9, down=True, drained=True, reason='patching app1')
     assert result['previous_members'][1] == member('app2:8000', down=True)
     assert result['members'][1] == member('app2:8000', 9)
-    assert result['_warnings'] == ['app2:8000 was "down" without the dealerscope.ops marker (drained by hand or by another tool); '
-                                   'it takes traffic now with weight 9']
+    assert result['revived'] == ['app2:8000'] and result['_warnings'] == []
     assert DRAINED_APP1.replace('app1:8000 max', 'app1:8000 weight=9 max') in nginx.text()
 
 
@@ -382,7 +381,7 @@ def test_documentation_matches_the_argument_spec():
         assert option.get('choices') == spec[name].get('choices'), name
         assert option.get('elements') == spec[name].get('elements'), name
     assert set(doc['options']['members']['suboptions']) == {'address', 'weight', 'params'}
-    assert set(returned) == {'members', 'previous_members', 'drained', 'added', 'removed', 'switch_s', 'diff'}
+    assert set(returned) == {'members', 'previous_members', 'drained', 'revived', 'added', 'removed', 'switch_s', 'diff'}
     assert set(returned['members']['contains']) == {'address', 'weight', 'down', 'drained', 'reason'}
     assert set(doc['attributes']) == {'check_mode', 'diff_mode', 'idempotent'}
     assert all(attribute['support'] == 'full' for attribute in doc['attributes'].values())
