@@ -54,6 +54,7 @@ ARGUMENT_SPEC = dict(
     repeat_after_hours=dict(type='int', default=24),
     status_summary=dict(type='str', default=''),
     delivery_checks=dict(type='list', elements='dict', default=[]),
+    events=dict(type='list', elements='dict', default=[]),
     fail_on=dict(type='str', choices=list(ops_report.FAIL_ON), default='critical'),
     stats=dict(type='dict', default={}),
     validate_only=dict(type='bool', default=False),
@@ -132,6 +133,23 @@ def summary_message(runbook, report, url, written, check_mode, pruned):
     return text
 
 
+def run_events(events):
+    """The run's events (``deployment_complete``, ...) as alerts for the notification run.
+
+    An event is news, not a problem: it never changes the report's status, and it is routed by its alert class's
+    severity like an alert (``deployment_complete`` is low: the channels taking low, or the weekly summary). Its
+    name should be unique per occurrence (the deduplication key is alert class + host + name).
+    """
+    alerts = []
+    for index, event in enumerate(events):
+        missing = [key for key in ('name', 'alert', 'message') if not event.get(key) or not isinstance(event.get(key), str)]
+        if missing:
+            raise ValueError('events[%d] needs %s (strings)' % (index, ', '.join(missing)))
+        alerts.append(dict(host=event.get('host') or 'fleet', name=event['name'], status='warning',
+                           message=event['message'], alert=event['alert']))
+    return alerts
+
+
 def stats_key(runbook):
     return 'dealerscope_' + re.sub(r'[^A-Za-z0-9_]', '_', runbook)
 
@@ -194,10 +212,14 @@ class ActionModule(ActionBase):
         failed = dict(args['failed'])
         delivery = list(args['delivery_checks'])
         notify = None
+        try:
+            events = run_events(args['events'])
+        except ValueError as exc:
+            raise AnsibleActionFail('events: %s' % exc)
         if args['channels']:
             try:
                 notify, warnings = ops_notify.notify_once(
-                    first['problems'], args['channels'], args['notify_state_dir'], runbook, check_mode=check_mode,
+                    first['problems'] + events, args['channels'], args['notify_state_dir'], runbook, check_mode=check_mode,
                     severity_map=severity_map, flush=args['flush'], repeat_after_hours=args['repeat_after_hours'],
                     status_summary=args['status_summary'] or default_summary(runbook, first), report_url=url)
                 delivery.extend(notify['checks'])

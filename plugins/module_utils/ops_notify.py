@@ -57,6 +57,7 @@ DEFAULT_SEVERITY_MAP = {
     'backup_stale': 'critical',
     'backup_success': 'low',
     'deployment_complete': 'low',
+    'deployment_failed': 'high',
     'replication_lag': 'medium',
     'monitoring_gap': 'medium',
     'patch_failed': 'critical',

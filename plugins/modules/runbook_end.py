@@ -147,6 +147,16 @@ options:
     type: list
     elements: dict
     default: []
+  events:
+    description:
+      - Events of the run, sent like alerts but never a problem of the report (for example C(deployment_complete) after
+        a deploy). Each has C(name) (unique per occurrence, for example the version and the start of the run), C(alert)
+        (its class, which the severity map routes - C(deployment_complete) is V(low)), C(message), and optionally C(host)
+        (default V(fleet)). Nothing is sent without O(channels).
+    type: list
+    elements: dict
+    default: []
+    version_added: 0.2.0
   fail_on:
     description: Rows whose status reaches this fail (the host, or for a row that is no host, the run); V(never) only reports.
     type: str

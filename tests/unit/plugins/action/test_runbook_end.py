@@ -53,6 +53,7 @@ PLAYBOOK = """---
         runbook_end_notify_state_dir: "{{ demo_state_dir }}"
         runbook_end_fail_on: "{{ demo_fail_on }}"
         runbook_end_write_in_check_mode: "{{ demo_write_in_check_mode }}"
+        runbook_end_events: "{{ demo_events }}"
 """
 
 
@@ -110,6 +111,7 @@ class Job:
             'demo_results': RESULTS,
             'demo_fleet_rows': {},
             'demo_fail_on': 'critical',
+            'demo_events': [],
             'demo_write_in_check_mode': 'false',  # a survey answer: always a string
             'demo_channels': [
                 {'name': 'pager', 'kind': 'pager', 'url': 'http://127.0.0.1:%d/pager' % self.port, 'routing_key': ROUTING_KEY,
@@ -264,3 +266,28 @@ def test_survey_answer_of_the_wrong_kind_fails_before_anything_changes(tmp_path,
     failure = [e['event_data'] for e in events if e['event'] == 'runner_on_failed'][0]['res']['msg']
     assert 'runbook_end_fail_on' in failure and 'sometimes' in failure
     assert not (job.durable / 'reports').exists() and messages(receiver) == []
+
+
+def test_an_event_is_sent_by_its_class_severity_and_is_no_problem(tmp_path, receiver):
+    job = Job(tmp_path, receiver)
+    channels = job.extravars()['demo_channels'] + [
+        {'name': 'releases', 'kind': 'webhook', 'url': 'http://127.0.0.1:%d/releases' % receiver, 'severities': ['low']}]
+    event = {'name': 'deployment:v2@2026-11-27T06:00:01Z', 'alert': 'deployment_complete', 'message': 'v2 is live on green'}
+    runner, dummy, dummy = job.run(demo_channels=channels, demo_events=[event], demo_fail_on='never')
+    assert runner.rc == 0
+    report = job.report()
+    assert (report['summary']['critical'], report['summary']['warning']) == (1, 1)  # the event added no problem
+    assert all(problem['alert'] != 'deployment_complete' for problem in report['problems'])
+    released = [m['body'] for m in messages(receiver) if m['path'] == '/releases']
+    assert len(released) == 1 and 'v2 is live on green' in json.dumps(released[0])
+    pages = [m['body'] for m in messages(receiver) if m['path'] == '/pager']
+    assert all('v2 is live' not in json.dumps(page) for page in pages)  # low never pages
+
+
+def test_an_event_without_a_message_stops_before_anything_is_sent(tmp_path, receiver):
+    job = Job(tmp_path, receiver)
+    runner, events, dummy = job.run(demo_events=[{'name': 'deployment:v2', 'alert': 'deployment_complete'}])
+    assert runner.rc == 2
+    failure = [e for e in events if e['event'] == 'runner_on_failed'][0]['event_data']['res']['msg']
+    assert 'events[0] needs message' in failure
+    assert messages(receiver) == []
