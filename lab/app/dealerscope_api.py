@@ -2,12 +2,19 @@
 
 GET /healthz        200 when PostgreSQL answers `SELECT 1`, 503 otherwise
 GET /api/vehicles   rows from the `vehicles` table (?limit=N, default 50, max 500)
-GET /version        the release this process runs
+GET /version        the release this process runs, its colour (blue/green) and the active feature flags
 GET /dashboard      a small HTML dashboard (inventory by make, price bands)
 
 Fault injection for lab tests: when /etc/dealerscope/faults.json exists it is read on every
 request: {"delay_ms": 800} slows every response, {"status": 500} turns responses into errors
 (optionally only for "paths": [...]). Delete the file to heal.
+
+Feature flags: the JSON object in /etc/dealerscope/flags.json (DS_FLAGS; dealerscope.ops.deploy writes it
+atomically) is read again whenever its modification time changes, so a flag changes without a deploy. Flags
+set to true are active. The flag `enhanced_score` adds the column of that name to /api/vehicles (the readiness
+document's example migration adds it).
+
+The version is DS_VERSION, else the VERSION file next to this script (a release directory), else 0.0.0.
 
 Every request is logged as one JSON line (access log) with a correlation ID taken
 from the X-Request-ID header, or generated when absent, and echoed back.
@@ -32,7 +39,19 @@ from urllib.parse import parse_qs, urlparse
 import psycopg2
 import psycopg2.pool
 
-VERSION = os.environ.get("DS_VERSION", "0.0.0")
+
+def _release_version():
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "VERSION"), encoding="utf-8") as handle:
+            return handle.read().strip() or "0.0.0"
+    except OSError:
+        return "0.0.0"
+
+
+VERSION = os.environ.get("DS_VERSION") or _release_version()
+COLOUR = os.environ.get("DS_COLOUR", "")
+FLAGS_PATH = os.environ.get("DS_FLAGS", "/etc/dealerscope/flags.json")
+_FLAGS = {"mtime": None, "flags": {}}
 LOG_PATH = os.environ.get("DS_ACCESS_LOG", "/var/log/dealerscope/access.log")
 FAULTS_PATH = os.environ.get("DS_FAULTS", "/etc/dealerscope/faults.json")
 LIBDEMO_PATH = os.environ.get("DS_LIBDEMO", "/usr/lib/dslab/libdemo.so.1")
@@ -47,6 +66,22 @@ def map_library(path):
             return mmap.mmap(handle.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
     except (OSError, ValueError):
         return None
+
+
+def flags():
+    """The feature flags file as a dict (cached until its mtime changes; {} when absent or unreadable)."""
+    try:
+        mtime = os.stat(FLAGS_PATH).st_mtime_ns
+    except OSError:
+        return {}
+    if mtime != _FLAGS["mtime"]:
+        try:
+            with open(FLAGS_PATH, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            return _FLAGS["flags"]
+        _FLAGS.update(mtime=mtime, flags=data if isinstance(data, dict) else {})
+    return _FLAGS["flags"]
 
 
 def pool():
@@ -127,7 +162,9 @@ class Handler(BaseHTTPRequestHandler):
             query("SELECT 1 AS ok")
             return self._send(200, {"status": "ok", "version": VERSION})
         if url.path == "/version":
-            return self._send(200, {"version": VERSION, "host": os.uname().nodename})
+            active = sorted(name for name, value in flags().items() if value is True)
+            return self._send(200, {"version": VERSION, "host": os.uname().nodename, "colour": COLOUR or None,
+                                    "flags": active})
         if url.path == "/dashboard":
             rows = query("SELECT make, count(*) AS n, round(avg(price)) AS avg_price, round(avg(price_score), 1) AS score "
                          "FROM vehicles GROUP BY make ORDER BY make")
@@ -143,9 +180,10 @@ class Handler(BaseHTTPRequestHandler):
                 limit = max(1, min(500, int(qs.get("limit", ["50"])[0])))
             except ValueError:
                 return self._send(400, {"error": "limit must be an integer"})
+            extra = ", enhanced_score" if flags().get("enhanced_score") is True else ""
             rows = query(
-                "SELECT id, vin, make, model, year, price, price_score, market_factor "
-                "FROM vehicles ORDER BY id LIMIT %s", (limit,))
+                "SELECT id, vin, make, model, year, price, price_score, market_factor%s "
+                "FROM vehicles ORDER BY id LIMIT %%s" % extra, (limit,))
             return self._send(200, {"count": len(rows), "vehicles": rows})
         return self._send(404, {"error": "not found"})
 
