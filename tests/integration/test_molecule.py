@@ -66,12 +66,19 @@ def _uses_stack(scenario):
 # Roles with no playbook of their own, only called by other roles: their scenarios are those of the roles that call
 # them (each must really include the role, checked below).
 SHARED_ROLES = {"runbook_end": ("daily", "patching", "firewall", "tls")}
+# Roles proven by the scenario of the capability they belong to (rollback undoes what deploy did).
+PROVEN_BY = {"rollback": "deploy_faults"}
 
 
 def test_every_role_has_a_scenario():
     roles = sorted(p.name for p in (ROOT / "roles").iterdir() if p.is_dir())
-    missing = [role for role in roles if role not in SCENARIOS and role not in SHARED_ROLES]
+    missing = [role for role in roles if role not in SCENARIOS and role not in SHARED_ROLES and role not in PROVEN_BY]
     assert not missing, "roles without a Molecule scenario: %s" % missing
+    for role, scenario in PROVEN_BY.items():
+        verifier = "".join(path.read_text() for path in (ROOT / "molecule" / scenario / "tests").glob("*.py"))
+        assert scenario in SCENARIOS and "dealerscope.ops.%s" % role in (ROOT / "tests" / "helpers" / "deploy.py").read_text() + verifier, \
+            "%s is proven by scenario %s, which does not run it" % (role, scenario)
+        assert "%s(" % role in verifier, "scenario %s's verifier never runs %s" % (scenario, role)
     for role, callers in SHARED_ROLES.items():
         for caller in callers:
             assert caller in SCENARIOS, "%s is proven by scenario %s, which does not exist" % (role, caller)

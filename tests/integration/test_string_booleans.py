@@ -32,7 +32,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
-ROLES = ("baseline", "daily", "patching", "runbook_end", "firewall", "tls")
+ROLES = ("baseline", "daily", "patching", "runbook_end", "firewall", "tls", "deploy", "rollback")
 VALUES = ("true", "false")
 FREEZE = {"patching_freeze": [{"start": "2000-01-01", "end": "2999-12-31", "reason": "string-boolean test freeze"}]}
 REASON = "string-boolean test override"
@@ -46,6 +46,13 @@ LAB_ONLY = {
     "patching_restart_services": (
         "apt_patch restarts services only after a real upgrade replaced files they use: run the patching scenario's rollout "
         "with -e patching_restart_services=false and check the report lists the service under restart_pending, not restarted"),
+}
+
+# Options whose behaviour needs the lab stack (a deploy, a rollback) and is proven by a Molecule scenario's
+# verifier with both strings, "true" and "false" (test_scenario_covered_options_are_run_with_both_strings).
+SCENARIO_COVERED = {
+    "deploy_take_traffic": "molecule/deploy/tests/test_deploy.py",
+    "rollback_mark_bad": "molecule/deploy_faults/tests/test_deploy_faults.py",
 }
 
 
@@ -645,7 +652,7 @@ def test_every_boolean_option_has_a_behaviour_case():
     assert len(options) >= 10, options
     problems = []
     for role, name in sorted(options):
-        if name in LAB_ONLY:
+        if name in LAB_ONLY or name in SCENARIO_COVERED:
             continue
         if name not in BEHAVIOUR:
             problems.append("%s: no behaviour case" % name)
@@ -673,6 +680,15 @@ def test_every_boolean_use_goes_through_bool(role, name):
     for path, expressions in uses(role, name).items():
         bad += ["%s: {{ %s }}" % (path, e.strip()) for e in expressions if pattern.search(e)]
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIO_COVERED))
+def test_scenario_covered_options_are_run_with_both_strings(name):
+    """The scenario verifier passes the option as the string "true" and as the string "false" (keyword arguments
+    that become -e extra vars) and its role reads it only through `| bool` (the static guard above)."""
+    text = (ROOT / SCENARIO_COVERED[name]).read_text()
+    for value in VALUES:
+        assert re.search(r'\b%s="%s"' % (name, value), text), "%s never runs %s=\"%s\"" % (SCENARIO_COVERED[name], name, value)
 
 
 @pytest.mark.parametrize("name", sorted(LAB_ONLY))
@@ -745,6 +761,10 @@ def test_a_switch_that_is_not_a_boolean_is_refused(role, name, runs):
         run = runs.firewall("maybe-" + name, "%s=maybe" % name)
     elif role == "tls":
         run = runs.tls("maybe-" + name, "%s=maybe" % name)
+    elif role in ("deploy", "rollback"):
+        # ghosts (app hosts at a closed port): argument validation refuses before any host is contacted
+        run = playbook("dealerscope.ops." + role, runs.ghosts, ["%s=maybe" % name, {role + "_report_dir": str(runs.tmp / (role + "-maybe"))}])
+        assert "UNREACHABLE" not in run.messages()
     elif role == "runbook_end":
         run = playbook(str(runs.ending_play), runs.local, ["%s=maybe" % name, {"runbook_end_report_dir": str(runs.tmp / "ending-maybe")}])
         assert not (runs.tmp / "ending-maybe").exists()
