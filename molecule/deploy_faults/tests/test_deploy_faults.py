@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
 from helpers.deploy import (APP_HOSTS, UPSTREAM_FILE, VersionWatch, deploy, digest, layout, load, on,  # noqa: E402
@@ -110,9 +111,20 @@ def test_rollback_refuses_an_unknown_or_bad_release_and_when_there_is_none():
     assert unknown.returncode != 0 and "release 9.9.9 is unknown on app1" in unknown.stdout, unknown.stdout[-3000:]
     bad = rollback(rollback_to="3.0.1")
     assert bad.returncode != 0 and "release 3.0.1 is marked bad on app1" in bad.stdout, bad.stdout[-3000:]
+    # another run holds the deploy lock: refused before reading anything, naming the holder
+    lock = "/run/dealerscope-ops/deploy.lock"
+    record = {"holder": "deploy 9.9.9 by carol", "token": "carol-1", "since": "earlier", "since_epoch": time.time()}
+    on("lb1", "mkdir -p %s && echo '%s' > %s/holder.json" % (lock, json.dumps(record), lock))
+    held = rollback()
+    assert held.returncode != 0 and "is held by deploy 9.9.9 by carol" in held.stdout, held.stdout[-3000:]
+    assert "carol-1" in on("lb1", "cat %s/holder.json" % lock), "a lock held by another run is never removed"
+    # the same lock two hours old: its run died; taken over with a warning, and released at the end of this run
+    on("lb1", "echo '%s' > %s/holder.json" % (json.dumps(dict(record, since_epoch=time.time() - 7200)), lock))
     # 1.0.0, the oldest release, is live: there is nothing before it to go back to
     none = rollback()
+    assert "died without releasing it; taken over" in none.stdout + none.stderr, none.stdout[-3000:]
     assert none.returncode != 0 and "there is no release to roll back to: no release before '1.0.0'" in none.stdout, none.stdout[-3000:]
-    for result in (unknown, bad, none):
+    assert on("lb1", "test -e %s && echo held || echo free" % lock).strip() == "free"
+    for result in (unknown, bad, held, none):
         assert changed_tasks(result.stdout, skip_ending=True) == []
     assert digest("lb1", UPSTREAM_FILE) == pool and versions_through_lb() == {"1.0.0"}
