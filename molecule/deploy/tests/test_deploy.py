@@ -80,14 +80,17 @@ def test_a_staged_release_takes_no_traffic_until_promoted():
     for host in APP_HOSTS:
         assert layout(host)["blue"] == "2.1.0" and layout(host)["current"] == "2.0.0"
     assert versions_through_lb() == {"2.0.0"}
+    assert layout("app1")["releases"] == ["1.0.0", "1.1.0", "2.0.0", "2.1.0"]
     with load(rate=20, seconds=200) as running:
-        result = deploy("2.1.0", deploy_action="promote")
+        # keep 2 (a string, as extra vars arrive): the live 2.1.0 and the rollback target 2.0.0 (warm on green) stay
+        result = deploy("2.1.0", deploy_action="promote", deploy_keep="2")
     summary = running.summary()
     assert result.returncode == 0, result.stdout[-3000:]
     assert summary["failed"] == 0 and summary["skipped"] == 0 and summary["sent"] > 50, summary
     assert versions_through_lb() == {"2.1.0"}
     for host in APP_HOSTS:
-        assert layout(host)["current"] == "2.1.0" and layout(host)["green"] == "2.0.0"
+        state = layout(host)
+        assert state["current"] == "2.1.0" and state["green"] == "2.0.0" and state["releases"] == ["2.0.0", "2.1.0"], state
 
 
 def test_promote_refuses_when_nothing_is_staged():
