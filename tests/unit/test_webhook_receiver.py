@@ -54,3 +54,45 @@ def test_shutdown_stops_the_receiver(tmp_path):
     server.server_close()
     assert not thread.is_alive()
     assert not (tmp_path / "webhooks.jsonl").exists()  # the shutdown request is not recorded as a message
+
+
+def _free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _webhook_sh(action, port, path):
+    import os
+    import subprocess
+    env = dict(os.environ, LAB_WEBHOOK_PORT=str(port), LAB_WEBHOOK_FILE=str(path))
+    return subprocess.run([str(ROOT / "lab" / "bin" / "webhook.sh"), action], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_webhook_sh_reuses_this_checkouts_receiver_and_replaces_one_of_a_deleted_checkout(tmp_path):
+    """lab/bin/webhook.sh start (Molecule's stack preparation and `make lab`): one command that starts the
+    receiver, reuses it when it records into the same file and still can, and replaces one that cannot."""
+    port = _free_port()
+    old = tmp_path / "old" / ".build" / "webhooks.jsonl"
+    new = tmp_path / "new" / ".build" / "webhooks.jsonl"
+    old.parent.mkdir(parents=True)
+    new.parent.mkdir(parents=True)
+    try:
+        first = _webhook_sh("start", port, old)
+        assert first.returncode == 0 and "started" in first.stdout, first.stderr
+        again = _webhook_sh("start", port, old)
+        assert again.returncode == 0 and "already answers" in again.stdout, again.stderr
+        assert _get(port, "/health") == {"file": str(old), "writable": True}
+        shutil.rmtree(tmp_path / "old")  # the checkout that started it is gone
+        replaced = _webhook_sh("start", port, new)
+        assert replaced.returncode == 0 and "started" in replaced.stdout, replaced.stderr
+        assert _get(port, "/health") == {"file": str(new), "writable": True}
+        request = urllib.request.Request("http://127.0.0.1:%d/pager" % port, data=b'{"x": 1}', method="POST")
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+        assert [m["path"] for m in _get(port, "/messages")] == ["/pager"]
+    finally:
+        _webhook_sh("stop", port, new)
+        _webhook_sh("stop", port, old)
