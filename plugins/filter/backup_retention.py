@@ -139,7 +139,8 @@ import math
 import re
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.common.collections import is_sequence
+
+from ansible_collections.dealerscope.ops.plugins.plugin_utils.filter_values import describe, is_dict, is_list
 
 UTC = datetime.timezone.utc
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
@@ -165,18 +166,6 @@ class _Backup(object):
     def __init__(self, index, label, time, kind, prior, pinned, in_use):
         self.index, self.label, self.time, self.kind = index, label, time, kind
         self.prior, self.pinned, self.in_use = prior, pinned, in_use
-
-
-def _is_list(value):
-    return not isinstance(value, (str, bytes)) and not hasattr(value, 'keys') and is_sequence(value)
-
-
-def _is_dict(value):
-    return hasattr(value, 'keys') and hasattr(value, 'items')
-
-
-def _describe(value):
-    return '%s %r' % (type(value).__name__, value)
 
 
 def _iso(epoch):
@@ -212,11 +201,11 @@ def _moment(value):
             match = ISO_RE.fullmatch(text)
             epoch = _from_iso(match) if match else None
             if epoch is None:
-                return None, '%s is not a time' % _describe(str(value))
+                return None, '%s is not a time' % describe(str(value))
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         epoch = value
     else:
-        return None, '%s is not a time' % _describe(value)
+        return None, '%s is not a time' % describe(value)
     if math.isnan(epoch) or not MIN_EPOCH <= epoch <= MAX_EPOCH:
         return None, '%r is out of range (years 1 to 9999)' % (value,)
     return float(epoch), None
@@ -228,7 +217,7 @@ def _flag(where, value, problems):
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in ('true', 'false'):
         return value.strip().lower() == 'true'
-    problems.append('%s is %s, not a boolean; write true or false' % (where, _describe(value)))
+    problems.append('%s is %s, not a boolean; write true or false' % (where, describe(value)))
     return False
 
 
@@ -242,7 +231,7 @@ def _count(value, variable, unit, example, problems):
             return None
         number = int(value.strip())
     if isinstance(number, bool) or not isinstance(number, int):
-        problems.append('%s is %s, not a whole number; %s' % (variable, _describe(value), hint))
+        problems.append('%s is %s, not a whole number; %s' % (variable, describe(value), hint))
         return None
     if number < 1:
         problems.append("%s '%s' is too small; %s" % (variable, value, hint))
@@ -253,8 +242,8 @@ def _count(value, variable, unit, example, problems):
 def _entry(index, item, labels, problems):
     """The backup described by ``item``, or None after recording its problems."""
     where = 'backups[%d]' % index
-    if not _is_dict(item):
-        problems.append('%s is %s, not a dict with label and time' % (where, _describe(item)))
+    if not is_dict(item):
+        problems.append('%s is %s, not a dict with label and time' % (where, describe(item)))
         return None
     before = len(problems)
 
@@ -262,7 +251,7 @@ def _entry(index, item, labels, problems):
     if label is None or (isinstance(label, str) and not label.strip()):
         problems.append('%s.label: missing; every backup needs its label, e.g. 20261127-060001F' % where)
     elif not isinstance(label, str):
-        problems.append('%s.label is %s, not a string' % (where, _describe(label)))
+        problems.append('%s.label is %s, not a string' % (where, describe(label)))
     elif label in labels:
         problems.append("%s.label: '%s' is listed twice (also backups[%d]); labels are unique" % (where, label, labels[label]))
     else:
@@ -270,7 +259,7 @@ def _entry(index, item, labels, problems):
 
     value = item.get('time')
     timestamp = item.get('timestamp')
-    if value is None and _is_dict(timestamp):
+    if value is None and is_dict(timestamp):
         value = timestamp.get('stop')
     epoch = None
     if value is None:
@@ -284,7 +273,7 @@ def _entry(index, item, labels, problems):
     if kind is None:
         kind = 'full'
     elif not isinstance(kind, str) or kind.strip().lower() not in TYPES:
-        shown = repr(str(kind)) if isinstance(kind, str) else _describe(kind)
+        shown = repr(str(kind)) if isinstance(kind, str) else describe(kind)
         problems.append('%s.type: %s is not full, diff or incr' % (where, shown))
     else:
         kind = kind.strip().lower()
@@ -293,7 +282,7 @@ def _entry(index, item, labels, problems):
     if isinstance(prior, str) and not prior.strip():
         prior = None
     elif prior is not None and not isinstance(prior, str):
-        problems.append('%s.prior is %s, not the label of a backup' % (where, _describe(prior)))
+        problems.append('%s.prior is %s, not the label of a backup' % (where, describe(prior)))
 
     pinned = _flag('%s.pinned' % where, item.get('pinned'), problems)
     in_use = _flag('%s.in_use' % where, item.get('in_use'), problems)
@@ -304,9 +293,9 @@ def _entry(index, item, labels, problems):
 
 def _backups(backups, problems):
     """The valid backups of the input; problems recorded (the list may then be incomplete)."""
-    if not _is_list(backups):
+    if not is_list(backups):
         problems.append('backups must be a list of dicts with label and time (the backup list of pgbackrest info --output=json), got %s'
-                        % _describe(backups))
+                        % describe(backups))
         return []
     labels = {}
     entries = [_entry(index, item, labels, problems) for index, item in enumerate(backups)]

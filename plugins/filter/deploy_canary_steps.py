@@ -64,18 +64,11 @@ _value:
 import math
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.common.collections import is_sequence
+
+from ansible_collections.dealerscope.ops.plugins.plugin_utils.filter_values import describe, is_list
 
 VAR = 'deploy_canary_steps'
 HINT = 'write a whole number of percent from 1 to 100, e.g. [10, 50, 100]'
-
-
-def _is_list(value):
-    return not isinstance(value, (str, bytes)) and not hasattr(value, 'keys') and is_sequence(value)
-
-
-def _describe(value):
-    return '%s %r' % (type(value).__name__, value)
 
 
 def _percent(index, value, problems):
@@ -96,7 +89,7 @@ def _percent(index, value, problems):
                 problems.append("%s '%s' is not a number; %s" % (label, value, HINT))
                 return None
     if isinstance(number, bool) or not isinstance(number, (int, float)):
-        problems.append('%s is %s, not a number; %s' % (label, _describe(value), HINT))
+        problems.append('%s is %s, not a number; %s' % (label, describe(value), HINT))
         return None
     if isinstance(number, float):
         if math.isnan(number) or math.isinf(number) or not number.is_integer():
@@ -111,10 +104,10 @@ def _percent(index, value, problems):
 
 def deploy_canary_steps(steps):
     """The steps with the nginx upstream weights of the new and the old colour (see DOCUMENTATION)."""
-    if not _is_list(steps):
+    if not is_list(steps):
         hint = ', e.g. [%s]' % steps if isinstance(steps, (str, int)) and not isinstance(steps, bool) else ''
         raise AnsibleFilterError('%s must be a list of percentages ending with 100, e.g. [10, 50, 100], got %s%s'
-                                 % (VAR, _describe(steps), hint))
+                                 % (VAR, describe(steps), hint))
     if not steps:
         raise AnsibleFilterError('%s is empty; give at least one step, and the last must be 100, e.g. [10, 50, 100] or [100]' % VAR)
     problems = []

@@ -127,24 +127,13 @@ import math
 import re
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.common.collections import is_sequence
+
+from ansible_collections.dealerscope.ops.plugins.plugin_utils.filter_values import describe, is_dict, is_list
 
 NAME_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._+-]{0,99}')
 INTEGER_RE = re.compile(r'[+-]?[0-9]+')
 NAME_HINT = "1-100 letters, digits, '.', '_', '+' and '-', starting with a letter or digit, e.g. v1.4.2"
 MIN_KEEP = 2
-
-
-def _is_list(value):
-    return not isinstance(value, (str, bytes)) and not hasattr(value, 'keys') and is_sequence(value)
-
-
-def _is_dict(value):
-    return hasattr(value, 'keys') and hasattr(value, 'items')
-
-
-def _describe(value):
-    return '%s %r' % (type(value).__name__, value)
 
 
 def _is_name(value):
@@ -160,25 +149,25 @@ def _mtime(label, value, problems):
         except ValueError:
             number = None
     if isinstance(number, bool) or not isinstance(number, (int, float)) or math.isnan(number) or math.isinf(number):
-        problems.append('%s: mtime is %s, not a number; give the seconds since the epoch (stat.mtime)' % (label, _describe(value)))
+        problems.append('%s: mtime is %s, not a number; give the seconds since the epoch (stat.mtime)' % (label, describe(value)))
         return None
     return float(number)
 
 
 def _ordered(releases, problems):
     """The release names oldest first; problems recorded (the list may then be incomplete)."""
-    if not _is_list(releases):
+    if not is_list(releases):
         problems.append('releases must be a list of release names (oldest first) or of dicts with name and mtime, got %s'
-                        % _describe(releases))
+                        % describe(releases))
         return []
-    kinds = set('dict' if _is_dict(entry) else 'name' for entry in releases)
+    kinds = set('dict' if is_dict(entry) else 'name' for entry in releases)
     if len(kinds) > 1:
         problems.append('releases mixes names and dicts; give all as names (oldest first) or all as dicts with name and mtime')
         return []
     entries = []
     for index, entry in enumerate(releases):
         label = 'releases[%d]' % index
-        if _is_dict(entry):
+        if is_dict(entry):
             name, mtime = entry.get('name'), entry.get('mtime')
             if name is None or mtime is None:
                 problems.append('%s: a release dict needs name and mtime, got keys %s' % (label, ', '.join(sorted(str(key) for key in entry))))
@@ -187,7 +176,7 @@ def _ordered(releases, problems):
         else:
             name, mtime = entry, float(index)
         if not isinstance(name, str):
-            problems.append('%s: the name is %s, not a string' % (label, _describe(name)))
+            problems.append('%s: the name is %s, not a string' % (label, describe(name)))
         elif not _is_name(name):
             problems.append("%s: %r is not a release name; a release name is %s (a path? pass the directory name, "
                             "e.g. with | basename)" % (label, str(name), NAME_HINT))
@@ -214,7 +203,7 @@ def _keep(keep, problems):
             return None
         number = int(keep.strip())
     if isinstance(number, bool) or not isinstance(number, int):
-        problems.append('deploy_keep is %s, not a whole number; %s' % (_describe(keep), hint))
+        problems.append('deploy_keep is %s, not a whole number; %s' % (describe(keep), hint))
         return None
     if number < MIN_KEEP:
         problems.append("deploy_keep '%s' is too small; %s" % (keep, hint))
@@ -226,14 +215,14 @@ def _bad(bad, problems):
     """The set of names marked bad (unknown names included; they are simply never matched)."""
     if bad is None:
         return set()
-    if not _is_list(bad):
+    if not is_list(bad):
         hint = "; write it as a list: ['%s']" % bad if isinstance(bad, str) else ''
-        problems.append('deploy_bad_releases must be a list of release names, got %s%s' % (_describe(bad), hint))
+        problems.append('deploy_bad_releases must be a list of release names, got %s%s' % (describe(bad), hint))
         return set()
     names = set()
     for index, entry in enumerate(bad):
         if not isinstance(entry, str):
-            problems.append('deploy_bad_releases[%d] is %s, not a release name' % (index, _describe(entry)))
+            problems.append('deploy_bad_releases[%d] is %s, not a release name' % (index, describe(entry)))
         else:
             names.add(entry.strip())
     return names
@@ -254,7 +243,7 @@ def deploy_releases(releases, live=None, keep=5, bad=(), rollback_to=None):
 
     if live is not None:
         if not _is_name(live):
-            what = repr(str(live)) if isinstance(live, str) else _describe(live)
+            what = repr(str(live)) if isinstance(live, str) else describe(live)
             problems.append('the live release %s is not a release name; pass the directory name current points at (%s), '
                             'or null when nothing is live' % (what, NAME_HINT))
         elif releases_ok and live not in ordered:
@@ -267,7 +256,7 @@ def deploy_releases(releases, live=None, keep=5, bad=(), rollback_to=None):
         rollback_to = None
     if rollback_to is not None:
         if not _is_name(rollback_to):
-            what = repr(str(rollback_to)) if isinstance(rollback_to, str) else _describe(rollback_to)
+            what = repr(str(rollback_to)) if isinstance(rollback_to, str) else describe(rollback_to)
             problems.append('deploy_rollback_to %s is not a release name; a release name is %s' % (what, NAME_HINT))
         elif releases_ok and rollback_to not in ordered:
             problems.append("deploy_rollback_to: release '%s' does not exist (releases, newest first: %s); it may have been pruned"

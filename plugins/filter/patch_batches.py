@@ -118,8 +118,9 @@ _value:
 import re
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.common.collections import is_sequence
 from ansible.module_utils.six import string_types
+
+from ansible_collections.dealerscope.ops.plugins.plugin_utils.filter_values import is_list
 
 OTHER = 'other'
 POOL_KEYS = ('group', 'min_healthy', 'max_parallel')
@@ -127,12 +128,8 @@ TRUE_STRINGS = ('true', 'yes', 'on')
 FALSE_STRINGS = ('false', 'no', 'off', '')
 
 
-def _is_list(value):
-    return not isinstance(value, string_types) and not hasattr(value, 'keys') and is_sequence(value)
-
-
 def _targets(value):
-    if not _is_list(value):
+    if not is_list(value):
         raise AnsibleFilterError('patching_targets: must be a list of host names, got %r' % (value,))
     targets = []
     for host in value:
@@ -152,7 +149,7 @@ def _host_groups(value, targets):
     groups = {}
     for host in value.keys():
         names = value[host]
-        if not _is_list(names) or not all(isinstance(name, string_types) for name in names):
+        if not is_list(names) or not all(isinstance(name, string_types) for name in names):
             raise AnsibleFilterError('patch_batches: host_groups[%r] must be a list of group names, got %r' % (host, names))
         groups[str(host)] = [str(name) for name in names]
     missing = [host for host in targets if host not in groups]
@@ -165,7 +162,7 @@ def _host_groups(value, targets):
 def _order(value):
     if value is None:
         return []
-    if not _is_list(value):
+    if not is_list(value):
         raise AnsibleFilterError('patching_order: must be a list of group names in patching order (e.g. [db_standby, db_primary, app]), got %r'
                                  % (value,))
     order = []
@@ -208,7 +205,7 @@ def _count(value, where, name, default, minimum):
 def _pools(value):
     if value is None:
         return []
-    if not _is_list(value):
+    if not is_list(value):
         raise AnsibleFilterError('patching_pools: must be a list of {group, min_healthy, max_parallel} dicts, got %r' % (value,))
     pools = []
     for index, raw in enumerate(value):

@@ -177,8 +177,9 @@ import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.common.collections import is_sequence
 from ansible.module_utils.six import string_types
+
+from ansible_collections.dealerscope.ops.plugins.plugin_utils.filter_values import is_list
 
 UTC = datetime.timezone.utc
 DAYS = ('mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun')
@@ -196,10 +197,6 @@ FALSE_STRINGS = ('false', 'no', 'off', '0', '')
 def utc_iso(moment):
     """UTC ISO-8601 with a Z suffix, to the second."""
     return moment.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')
-
-
-def _is_list(value):
-    return not isinstance(value, string_types) and not hasattr(value, 'keys') and is_sequence(value)
 
 
 def _parse_now(value):
@@ -271,7 +268,7 @@ def _parse_window(index, raw):
     days = raw.get('days')
     if days is None:
         days = []
-    if not _is_list(days):
+    if not is_list(days):
         raise AnsibleFilterError('%s.days: must be a list of day names, e.g. [sat, sun], got %r' % (where, days))
     day_numbers = set()
     for position, day in enumerate(days):
@@ -414,7 +411,7 @@ def patch_window(now, windows, timezone, freezes=None, override=False):
     zone, tz_name = _parse_timezone(timezone)
     if windows is None:
         windows = []
-    if not _is_list(windows):
+    if not is_list(windows):
         raise AnsibleFilterError('patching_windows: must be a list of {days, start, end} dicts (an empty list means no restriction), got %r'
                                  % (windows,))
     parsed_windows = [_parse_window(i, raw) for i, raw in enumerate(windows)]
@@ -422,7 +419,7 @@ def patch_window(now, windows, timezone, freezes=None, override=False):
         window['label'] = _label(window, tz_name)
     if freezes is None:
         freezes = []
-    if not _is_list(freezes):
+    if not is_list(freezes):
         raise AnsibleFilterError('patching_freeze: must be a list of {start, end, reason} dicts, got %r' % (freezes,))
     parsed_freezes = [_parse_freeze(i, raw, zone) for i, raw in enumerate(freezes)]
     override = _parse_override(override)

@@ -199,7 +199,8 @@ import re
 from urllib.parse import urlsplit
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.common.collections import is_sequence
+
+from ansible_collections.dealerscope.ops.plugins.plugin_utils.filter_values import describe, is_dict, is_list
 
 NAME_RE = re.compile(r'^[a-z0-9][a-z0-9_-]{0,39}$')
 LABEL_RE = re.compile(r'^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$')
@@ -212,18 +213,6 @@ SERVICES = ('nginx', 'postgresql', 'none')
 KEY_TYPES = ('ecdsa256', 'rsa2048', 'rsa4096')
 KEYS = ('name', 'domains', 'issuer', 'challenge', 'service', 'endpoint', 'server_name', 'key_type', 'owner', 'group')
 ALLOWED_VAR = 'tls_allowed_domains'
-
-
-def _is_list(value):
-    return not isinstance(value, (str, bytes)) and not hasattr(value, 'keys') and is_sequence(value)
-
-
-def _is_dict(value):
-    return hasattr(value, 'keys') and hasattr(value, 'items')
-
-
-def _describe(value):
-    return '%s %r' % (type(value).__name__, value)
 
 
 def _dns_problem(name, wildcard_ok=True):
@@ -262,14 +251,14 @@ def _matches(domain, pattern):
 
 def _allowed_patterns(allowed_domains, problems):
     """The valid, lower-cased patterns; problems with the list go to ``problems``. None when it is not a list."""
-    if not _is_list(allowed_domains):
+    if not is_list(allowed_domains):
         problems.append('%s must be a list of domain names or patterns (lb.example.lab, *.example.lab, .example.lab), got %s'
-                        % (ALLOWED_VAR, _describe(allowed_domains)))
+                        % (ALLOWED_VAR, describe(allowed_domains)))
         return None
     patterns = []
     for index, entry in enumerate(allowed_domains):
         if not isinstance(entry, str):
-            problems.append('%s[%d] is %s, not a string' % (ALLOWED_VAR, index, _describe(entry)))
+            problems.append('%s[%d] is %s, not a string' % (ALLOWED_VAR, index, describe(entry)))
             continue
         pattern = entry.strip().lower()
         body = pattern[2:] if pattern.startswith('*.') else pattern[1:] if pattern.startswith('.') else pattern
@@ -297,7 +286,7 @@ def _number(field, value, problems, maximum=None):
                 problems.append("%s '%s' is not a number; write a number >= 0%s, e.g. 30" % (field, value, limit))
                 return None
     if isinstance(number, bool) or not isinstance(number, (int, float)):
-        problems.append('%s is %s, not a number; write a number >= 0%s' % (field, _describe(value), limit))
+        problems.append('%s is %s, not a number; write a number >= 0%s' % (field, describe(value), limit))
         return None
     if math.isnan(number) or math.isinf(number):
         problems.append("%s '%s' is not a finite number; write a number >= 0%s" % (field, value, limit))
@@ -311,7 +300,7 @@ def _number(field, value, problems, maximum=None):
 def _acme_problem(url):
     """Why ``url`` is not a usable ACME directory URL, or None."""
     if not isinstance(url, str):
-        return 'acme_directory is %s, not a string; write an https:// URL' % _describe(url)
+        return 'acme_directory is %s, not a string; write an https:// URL' % describe(url)
     if not url.strip():
         return 'acme_directory is empty; write the https:// URL of the ACME directory'
     try:
@@ -331,7 +320,7 @@ def _endpoint(label, value, problems):
     """The normalised ``host:port`` or None (recording a problem) for a given endpoint."""
     hint = "write host:port with a port 1-65535, e.g. lb.example.lab:443, 192.0.2.7:443 or [2001:db8::1]:443"
     if not isinstance(value, str):
-        problems.append('%s: endpoint is %s, not a string; %s' % (label, _describe(value), hint))
+        problems.append('%s: endpoint is %s, not a string; %s' % (label, describe(value), hint))
         return None
     text = value.strip().lower()
     if text.startswith('['):
@@ -370,15 +359,15 @@ def _choice(label, cert, key, choices, default, problems):
     text = value.strip().lower() if isinstance(value, str) else None
     if text not in choices:
         problems.append("%s: %s %s is not allowed; use one of %s" % (
-            label, key, "'%s'" % value if isinstance(value, str) else _describe(value), ', '.join(choices)))
+            label, key, "'%s'" % value if isinstance(value, str) else describe(value), ', '.join(choices)))
         return None
     return text
 
 
 def _certificate(index, cert, patterns, base_dir, problems):
     """One normalised certificate (problems recorded), or None when it is not a dict."""
-    if not _is_dict(cert):
-        problems.append('certificates[%d] is %s, not a dict with name, domains, ...' % (index, _describe(cert)))
+    if not is_dict(cert):
+        problems.append('certificates[%d] is %s, not a dict with name, domains, ...' % (index, describe(cert)))
         return None
     name = cert.get('name')
     label = 'certificates[%d]' % index
@@ -386,7 +375,7 @@ def _certificate(index, cert, patterns, base_dir, problems):
         problems.append('%s: name is required (^[a-z0-9][a-z0-9_-]{0,39}$)' % label)
     elif not isinstance(name, str) or not NAME_RE.match(name):
         problems.append("%s: name %s is not allowed; use 1-40 lower case letters, digits, '_' and '-', starting with a letter or digit"
-                        % (label, "'%s'" % name if isinstance(name, str) else _describe(name)))
+                        % (label, "'%s'" % name if isinstance(name, str) else describe(name)))
     else:
         label = "certificate '%s'" % name
 
@@ -405,15 +394,15 @@ def _certificate(index, cert, patterns, base_dir, problems):
     raw_domains = cert.get('domains')
     if raw_domains is None:
         problems.append('%s: domains is required; write a non-empty list of DNS names' % label)
-    elif not _is_list(raw_domains):
+    elif not is_list(raw_domains):
         hint = '; write it as a list: [%s]' % raw_domains if isinstance(raw_domains, str) else ''
-        problems.append('%s: domains must be a list of DNS names, got %s%s' % (label, _describe(raw_domains), hint))
+        problems.append('%s: domains must be a list of DNS names, got %s%s' % (label, describe(raw_domains), hint))
     elif not raw_domains:
         problems.append('%s: domains is empty; write at least one DNS name' % label)
     else:
         for position, entry in enumerate(raw_domains):
             if not isinstance(entry, str):
-                problems.append('%s: domains[%d] is %s, not a string' % (label, position, _describe(entry)))
+                problems.append('%s: domains[%d] is %s, not a string' % (label, position, describe(entry)))
                 continue
             domain = entry.strip().lower()
             why = _dns_problem(domain)
@@ -440,7 +429,7 @@ def _certificate(index, cert, patterns, base_dir, problems):
     if server_name is None:
         server_name = domains[0] if domains else None
     elif not isinstance(server_name, str):
-        problems.append('%s: server_name is %s, not a string; write a DNS name (default: the first domain)' % (label, _describe(server_name)))
+        problems.append('%s: server_name is %s, not a string; write a DNS name (default: the first domain)' % (label, describe(server_name)))
     elif _dns_problem(server_name.strip().lower()):
         problems.append("%s: server_name '%s' %s; write a DNS name (default: the first domain)"
                         % (label, server_name, _dns_problem(server_name.strip().lower())))
@@ -454,7 +443,7 @@ def _certificate(index, cert, patterns, base_dir, problems):
             value = 'root'
         elif not isinstance(value, str) or not ACCOUNT_RE.match(value):
             problems.append("%s: %s %s is not allowed; write a %s name such as root or postgres (letters, digits, '_', '.', '-')" % (
-                label, key, "'%s'" % value if isinstance(value, str) else _describe(value), 'user' if key == 'owner' else 'group'))
+                label, key, "'%s'" % value if isinstance(value, str) else describe(value), 'user' if key == 'owner' else 'group'))
         accounts[key] = value
 
     directory = posixpath.join(base_dir, name) if isinstance(name, str) else None
@@ -475,14 +464,14 @@ def _certificate(index, cert, patterns, base_dir, problems):
 def tls_certificates(certificates, allowed_domains, acme_directory='', renew_days=30, renew_percent=0, warn_days=21, crit_days=7,
                      base_dir='/etc/dealerscope-ops/tls'):
     """Validated certificate definitions with defaults and paths filled in (see DOCUMENTATION)."""
-    if not _is_list(certificates):
+    if not is_list(certificates):
         raise AnsibleFilterError('tls_certificates: the certificates (tls_certificates) must be a list of dicts with name, domains, ..., got %s'
-                                 % _describe(certificates))
+                                 % describe(certificates))
     problems = []
     patterns = _allowed_patterns(allowed_domains, problems)
 
     if not isinstance(base_dir, str) or not base_dir.strip().startswith('/'):
-        problems.append('base_dir %s is not allowed; write an absolute path such as /etc/dealerscope-ops/tls' % _describe(base_dir))
+        problems.append('base_dir %s is not allowed; write an absolute path such as /etc/dealerscope-ops/tls' % describe(base_dir))
         base_dir = '/'
     base_dir = posixpath.normpath(base_dir.strip())
 
