@@ -10,7 +10,8 @@
 * haproxy: a small client for the runtime API on the admin socket (``show backend``, ``show servers state``,
   ``show stat``, ``set server <backend>/<server> state ...``);
 * waiting for in-flight requests: nginx worker processes that are shutting down after a reload (read from
-  ``/proc``), haproxy's current sessions of the server; with an injectable clock so it can be tested.
+  ``/proc``; ``nginx_wait``, also used by lb_pool), haproxy's current sessions of the server; with an injectable clock so
+  it can be tested.
 """
 
 from __future__ import annotations
@@ -587,6 +588,48 @@ def wait_for(poll, timeout, interval=0.1, clock=time.monotonic, sleep=time.sleep
         if elapsed >= timeout:
             return False, elapsed, value
         sleep(min(interval, max(timeout - elapsed, 0.0)))
+
+
+# What nginx_wait waits for: ``pending(before, current, elapsed, settle)`` gives the worker processes still waited for
+# (see nginx_pending_workers), ``waiting_for`` names them in the timeout message (``%s``: their PIDs) and
+# ``hint(before, pending, workers)`` adds a sentence to it from a last scan of the workers ('' for none).
+NginxWaitGoal = collections.namedtuple('NginxWaitGoal', 'pending waiting_for hint')
+
+
+def _not_told_to_shut_down(_before, pending, workers):
+    stale = [pid for pid in pending if pid in workers and not workers[pid].shutting_down]
+    if not stale:
+        return ''
+    return (' Worker processes %s were not told to shut down: did the reload fail? See the nginx error log.'
+            % ', '.join(str(pid) for pid in stale))
+
+
+# lb_member: until the requests in flight before the reload have completed.
+NGINX_IN_FLIGHT = NginxWaitGoal(nginx_pending_workers, 'nginx worker processes %s to finish their requests in flight',
+                                _not_told_to_shut_down)
+
+
+def nginx_wait(before, goal, timeout, outcome, proc_root='/proc', interval=0.1, settle=3.0, started=None,
+               clock=time.monotonic, sleep=time.sleep):
+    """Wait after an nginx reload until no worker process is pending for ``goal`` (an NginxWaitGoal, for example
+    NGINX_IN_FLIGHT), scanning ``proc_root`` every ``interval`` seconds for at most ``timeout`` seconds.
+
+    ``before`` is the scan just before the reload (nginx_commit's value with ``before_reload=scan_nginx_workers``),
+    None when nothing was reloaded. Returns ``(seconds, failure)``: ``seconds`` waited (from the ``clock()`` reading
+    ``started`` when given), ``failure`` None when the wait ended in time, else the message for the operator:
+    ``timed out after <timeout> s waiting for <goal.waiting_for>; <outcome> Run the task again to wait again, or raise
+    wait_timeout.<goal.hint>``."""
+    def poll(elapsed):
+        return goal.pending(before, scan_nginx_workers(proc_root), elapsed, settle)
+
+    done, seconds, pending = wait_for(poll, timeout, interval, clock, sleep)
+    if started is not None:
+        seconds = clock() - started
+    if done:
+        return seconds, None
+    hint = goal.hint(before, pending, scan_nginx_workers(proc_root))
+    return seconds, ('timed out after %g s waiting for %s; %s Run the task again to wait again, or raise wait_timeout.%s'
+                     % (timeout, goal.waiting_for % ', '.join(str(pid) for pid in pending), outcome, hint))
 
 
 # --------------------------------------------------------------------------------------------------------------

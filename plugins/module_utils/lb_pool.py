@@ -17,6 +17,7 @@ from __future__ import annotations
 from ansible_collections.dealerscope.ops.plugins.module_utils.lb_member import (
     LbMemberError,
     NginxConfigError,
+    NginxWaitGoal,
     _apply,
     _find_upstream,
     _line_end,
@@ -420,3 +421,14 @@ def nginx_switch_pending(before, current, elapsed, settle):
         if worker.ppid in reloaded or not reloaded or elapsed < settle:
             pending.append(pid)
     return pending
+
+
+def _no_new_worker(before, _pending, workers):
+    if any(pid not in before or before[pid].starttime != worker.starttime for pid, worker in workers.items()):
+        return ''
+    return ' No nginx master started new worker processes: did the reload fail? See the nginx error log.'
+
+
+# lb_pool: until no worker process from before the reload accepts new requests (lb_member's nginx_wait).
+NGINX_SWITCHED = NginxWaitGoal(nginx_switch_pending, 'the nginx worker processes %s from before the reload to shut down',
+                               _no_new_worker)

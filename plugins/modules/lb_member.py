@@ -320,6 +320,7 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.lb_member import (
     DOWN,
     ENABLED,
     MAINT,
+    NGINX_IN_FLIGHT,
     DirectoryLock,
     HAProxyClient,
     LbMemberError,
@@ -327,8 +328,8 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.lb_member import (
     NginxCommitError,
     nginx_commit,
     nginx_members,
-    nginx_pending_workers,
     nginx_set_member,
+    nginx_wait,
     sanitize_reason,
     scan_nginx_workers,
     wait_for,
@@ -381,25 +382,6 @@ def _writer(module):
     return write
 
 
-def _nginx_wait(module, before, result, member, path):
-    """Wait for nginx workers that may still serve requests; fail on timeout."""
-    def poll(elapsed):
-        return nginx_pending_workers(before, scan_nginx_workers(PROC_ROOT), elapsed, NGINX_SETTLE_S)
-
-    done, waited, pending = wait_for(poll, module.params['wait_timeout'], POLL_INTERVAL_S)
-    result['drain_wait_s'] = round(waited, 3)
-    if not done:
-        workers = scan_nginx_workers(PROC_ROOT)
-        stale = [pid for pid in pending if pid in workers and not workers[pid].shutting_down]
-        hint = ''
-        if stale:
-            hint = (' Worker processes %s were not told to shut down: did the reload fail? See the nginx error log.'
-                    % ', '.join(str(pid) for pid in stale))
-        module.fail_json(msg='timed out after %g s waiting for nginx worker processes %s to finish their requests in flight; %s stays '
-                             'drained in %s. Run the task again to wait again, or raise wait_timeout.%s'
-                             % (module.params['wait_timeout'], ', '.join(str(pid) for pid in pending), member, path, hint), **result)
-
-
 def run_nginx(module):
     params = module.params
     pool, member, state = params['pool'], params['member'], params['state']
@@ -444,7 +426,11 @@ def run_nginx(module):
             except NginxCommitError as exc:
                 module.fail_json(msg=str(exc), changed=exc.changed)
     if state == 'drained' and params['wait'] and not module.check_mode:
-        _nginx_wait(module, before, result, member, path)
+        waited, failure = nginx_wait(before, NGINX_IN_FLIGHT, params['wait_timeout'], '%s stays drained in %s.' % (member, path),
+                                     PROC_ROOT, POLL_INTERVAL_S, NGINX_SETTLE_S)
+        result['drain_wait_s'] = round(waited, 3)
+        if failure:
+            module.fail_json(msg=failure, **result)
     return result
 
 

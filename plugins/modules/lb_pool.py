@@ -320,12 +320,12 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.lb_member import (
     LbMemberError,
     NginxCommitError,
     nginx_commit,
+    nginx_wait,
     scan_nginx_workers,
-    wait_for,
 )
 from ansible_collections.dealerscope.ops.plugins.module_utils.lb_pool import (
+    NGINX_SWITCHED,
     check_members,
-    nginx_switch_pending,
     plan_pool,
     pool_members,
 )
@@ -356,25 +356,6 @@ def _writer(module):
     def write(path, data):
         replace_atomically(path, data, mover=module.atomic_move)
     return write
-
-
-def _wait_switch(module, before, result, started, path):
-    """Wait until no worker from before the reload accepts new requests; fail on timeout."""
-    def poll(elapsed):
-        return nginx_switch_pending(before, scan_nginx_workers(PROC_ROOT), elapsed, NGINX_SETTLE_S)
-
-    done, _waited, pending = wait_for(poll, module.params['wait_timeout'], POLL_INTERVAL_S)
-    result['switch_s'] = round(time.monotonic() - started, 3)
-    if not done:
-        workers = scan_nginx_workers(PROC_ROOT)
-        new = [pid for pid in workers if pid not in before or before[pid].starttime != workers[pid].starttime]
-        hint = ''
-        if not new:
-            hint = ' No nginx master started new worker processes: did the reload fail? See the nginx error log.'
-        module.fail_json(msg='timed out after %g s waiting for the nginx worker processes %s from before the reload to shut down; '
-                             'they may still send new requests with the previous weights. The new configuration stays in %s '
-                             '(nginx validated and reloaded it). Run the task again to wait again, or raise wait_timeout.%s'
-                             % (module.params['wait_timeout'], ', '.join(str(pid) for pid in pending), path, hint), **result)
 
 
 def run(module):
@@ -420,7 +401,13 @@ def run(module):
         except NginxCommitError as exc:
             module.fail_json(msg=str(exc), changed=exc.changed)
     if params['wait']:
-        _wait_switch(module, before, result, started, path)
+        switch_s, failure = nginx_wait(before, NGINX_SWITCHED, params['wait_timeout'],
+                                       'they may still send new requests with the previous weights. The new configuration stays in %s '
+                                       '(nginx validated and reloaded it).' % path,
+                                       PROC_ROOT, POLL_INTERVAL_S, NGINX_SETTLE_S, started=started)
+        result['switch_s'] = round(switch_s, 3)
+        if failure:
+            module.fail_json(msg=failure, **result)
     else:
         result['switch_s'] = round(time.monotonic() - started, 3)
     return result

@@ -14,10 +14,8 @@ import time
 import pytest
 import yaml
 
-from ansible.module_utils import basic
-
 from ansible_collections.dealerscope.ops.plugins.modules import lb_pool
-from .utils import AnsibleExitJson, AnsibleFailJson, exit_json, fail_json, set_module_args  # noqa: F401
+from .utils import module_runner
 
 HEAD = """# Ansible managed - lab fixture
 upstream dealerscope_api {
@@ -46,20 +44,8 @@ DRAINED_APP1 = '    server app1:8000 max_fails=2 fail_timeout=5s down; # dealers
 
 @pytest.fixture
 def run(monkeypatch):
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
-    warnings = []
-    monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda self, msg: warnings.append(msg))
     monkeypatch.setattr(lb_pool, 'POLL_INTERVAL_S', 0.02)
-
-    def runner(**args):
-        del warnings[:]
-        with set_module_args(args):
-            with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as excinfo:
-                lb_pool.main()
-        excinfo.value.result['_warnings'] = list(warnings)
-        return excinfo.type is AnsibleFailJson, excinfo.value.result
-    return runner
+    return module_runner(monkeypatch, lb_pool.main)
 
 
 def make_proc(root, pid, title, ppid=10, starttime=1000):

@@ -9,24 +9,13 @@ import os
 
 import pytest
 
-from ansible.module_utils import basic
-
 from ansible_collections.dealerscope.ops.plugins.modules import release_info
-from .utils import AnsibleExitJson, AnsibleFailJson, exit_json, fail_json, set_module_args
+from .utils import module_runner
 
 
 @pytest.fixture
 def run(monkeypatch):
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
-
-    def runner(**args):
-        with set_module_args(args):
-            with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as excinfo:
-                release_info.main()
-        return excinfo.type is AnsibleFailJson, excinfo.value.result
-
-    return runner
+    return module_runner(monkeypatch, release_info.main, warnings=False)
 
 
 def layout(base, releases, current=None, colours=None, bad=None):

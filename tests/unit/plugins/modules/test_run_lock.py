@@ -9,29 +9,13 @@ import os
 
 import pytest
 
-from ansible.module_utils import basic
-
 from ansible_collections.dealerscope.ops.plugins.modules import run_lock
-from .utils import AnsibleExitJson, AnsibleFailJson, exit_json, fail_json, set_module_args
+from .utils import module_runner
 
 
 @pytest.fixture
 def run(monkeypatch):
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
-    warnings = []
-    monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda _self, warning, **kw: warnings.append(warning))
-
-    def runner(**args):
-        del warnings[:]
-        with set_module_args(args):
-            with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as excinfo:
-                run_lock.main()
-        result = excinfo.value.result
-        result['_warnings'] = list(warnings)
-        return excinfo.type is AnsibleFailJson, result
-
-    return runner
+    return module_runner(monkeypatch, run_lock.main)
 
 
 def holder(path):

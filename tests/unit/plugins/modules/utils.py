@@ -1,13 +1,15 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Shared harness for module unit tests: inject arguments, turn exit_json/fail_json into exceptions."""
+"""Shared harness for module unit tests: inject arguments, turn exit_json/fail_json into exceptions, run a module."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 from unittest import mock
+
+import pytest
 
 from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
@@ -54,3 +56,26 @@ def set_module_args(args):
         serialized = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
         with mock.patch.object(basic, '_ANSIBLE_ARGS', serialized):
             yield
+
+
+def module_runner(monkeypatch, main, warnings=True):
+    """``run(**args) -> (failed, result)`` for a ``run`` fixture: runs the module's ``main`` with ``args`` as its
+    arguments, exit_json/fail_json (patched through ``monkeypatch``) ending it with the result. With ``warnings`` the
+    warnings the module gave during that run are in ``result['_warnings']``."""
+    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
+    given = []
+    if warnings:
+        monkeypatch.setattr(basic.AnsibleModule, 'warn', lambda _self, warning, **_kwargs: given.append(warning))
+
+    def runner(**args):
+        del given[:]
+        with set_module_args(args):
+            with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as excinfo:
+                main()
+        result = excinfo.value.result
+        if warnings:
+            result['_warnings'] = list(given)
+        return excinfo.type is AnsibleFailJson, result
+
+    return runner
