@@ -380,6 +380,10 @@ ROLLOUT_PLAY = """
 # ---------------------------------------------------------------------------------------------------
 # Behaviour cases: option -> (the role files whose uses the case exercises, check(value, runs))
 
+# A behaviour case runs the role with `-e <option>=<value>` and returns which behaviour it SAW: True when the role
+# behaved as the switch on, False when it behaved as off. Each case first asserts that what it saw is entirely
+# one or the other (every symptom of that behaviour, none of the other); test_string_boolean_behaviour then
+# asserts that it matches the string given ("true" -> on, "false" -> off).
 BEHAVIOUR = {}
 
 
@@ -395,11 +399,12 @@ def _write_in_check_mode(value, runs):
     run = runs.ending(value)
     assert run.rc == 0, run.text()[-3000:]
     ending = run.task("Runbook ending - report, notifications")
-    assert ending["written"] is (value == "true") and ending["changed"] is True, ending
-    if value == "true":  # under --check the report is written, as the patch runbook's plan report is
+    assert ending["changed"] is True, ending
+    if ending["written"]:  # under --check the report is written, as the patch runbook's plan report is
         assert run.report is not None and run.report["status"] == "ok", run.text()[-3000:]
     else:
         assert run.report is None
+    return ending["written"]
 
 
 def _firewall_ruleset(run):
@@ -411,93 +416,97 @@ def _firewall_ruleset(run):
 def _controller_outside_mgmt(value, runs):
     # a local connection has no SSH source: Ansible is "outside mgmt", so only the switch lets the run go on
     run = runs.firewall("outside-" + value, "firewall_allow_controller_outside_mgmt=%s" % value)
-    if value == "true":
+    if run.rc == 0:
         assert "tcp dport 443 accept" in _firewall_ruleset(run)
-    else:
-        assert run.rc != 0 and "would lock Ansible out" in run.messages(), run.messages()[-3000:]
+        return True
+    assert "would lock Ansible out" in run.messages(), run.messages()[-3000:]
+    return False
 
 
 @behaviour("firewall_mgmt_ssh", "roles/firewall/tasks/preflight.yml", "roles/firewall/tasks/policy.yml")
 def _mgmt_ssh(value, runs):
     run = runs.firewall("mgmt-ssh-" + value, "firewall_mgmt_ssh=%s" % value, "firewall_allow_removing_mgmt_ssh=true",
                         "firewall_allow_controller_outside_mgmt=true")
-    ruleset = _firewall_ruleset(run)
-    assert ("ip saddr @mgmt_v4 tcp dport 22 accept" in ruleset) is (value == "true"), ruleset
+    return "ip saddr @mgmt_v4 tcp dport 22 accept" in _firewall_ruleset(run)
 
 
 @behaviour("firewall_allow_removing_mgmt_ssh", "roles/firewall/tasks/preflight.yml")
 def _allow_removing_mgmt_ssh(value, runs):
     run = runs.firewall("removing-" + value, "firewall_mgmt_ssh=false", "firewall_allow_removing_mgmt_ssh=%s" % value,
                         "firewall_allow_controller_outside_mgmt=true")
-    if value == "true":
+    if run.rc == 0:
         assert "tcp dport 22" not in _firewall_ruleset(run)
-    else:
-        assert run.rc != 0 and "firewall_allow_removing_mgmt_ssh=true" in run.messages() and not run.contacted(), run.messages()[-3000:]
+        return True
+    assert "firewall_allow_removing_mgmt_ssh=true" in run.messages() and not run.contacted(), run.messages()[-3000:]
+    return False
 
 
 @behaviour("firewall_fail2ban", "roles/firewall/tasks/main.yml", "roles/firewall/tasks/report.yml")
 def _fail2ban(value, runs):
     # the controller is no lab host: only whether the intrusion tasks run is looked at (fail2ban itself: molecule/firewall)
     run = runs.firewall("fail2ban-" + value, "firewall_fail2ban=%s" % value, "firewall_allow_controller_outside_mgmt=true")
-    ran = list(run.results("Intrusion - fail2ban is installed"))
-    assert bool(ran) is (value == "true"), run.text()[-3000:]
+    assert run.rc == 0, run.messages()[-3000:]
+    return bool(list(run.results("Intrusion - fail2ban is installed")))
 
 
 @behaviour("firewall_log_drops", "roles/firewall/templates/firewall.nft.j2")
 def _log_drops(value, runs):
     run = runs.firewall("log-" + value, "firewall_log_drops=%s" % value, "firewall_allow_controller_outside_mgmt=true")
-    assert ('log prefix "dealerscope-drop: "' in _firewall_ruleset(run)) is (value == "true")
+    return 'log prefix "dealerscope-drop: "' in _firewall_ruleset(run)
+
+
+def _one_of(text, on, off):
+    """Which of two lines the rendered file holds: exactly one of them must be there."""
+    found = (on in lines(text), off in lines(text))
+    assert found in ((True, False), (False, True)), "expected exactly one of %r and %r in:\n%s" % (on, off, text)
+    return found[0]
 
 
 @behaviour("baseline_ssh_x11_forwarding", "roles/baseline/templates/sshd_dropin.conf.j2")
 def _x11_forwarding(value, runs):
-    run = runs.baseline(value)
-    dropin = rendered(run, "SSH drop-in is written")
-    assert ("X11Forwarding %s" % ("yes" if value == "true" else "no")) in lines(dropin), dropin
-    assert ("X11Forwarding %s" % ("no" if value == "true" else "yes")) not in lines(dropin), dropin
+    return _one_of(rendered(runs.baseline(value), "SSH drop-in is written"), "X11Forwarding yes", "X11Forwarding no")
 
 
 @behaviour("baseline_ssh_extra_settings (boolean values)", "roles/baseline/templates/sshd_dropin.conf.j2")
 def _extra_settings(value, runs):
-    dropin = rendered(runs.baseline(value), "SSH drop-in is written")
-    assert ("AllowTcpForwarding %s" % ("yes" if value == "true" else "no")) in lines(dropin), dropin
+    return _one_of(rendered(runs.baseline(value), "SSH drop-in is written"), "AllowTcpForwarding yes", "AllowTcpForwarding no")
 
 
 @behaviour("baseline_ops_user_sudo_nopasswd", "roles/baseline/templates/sudoers.j2")
 def _sudo_nopasswd(value, runs):
-    sudoers = rendered(runs.baseline(value), "Ops account may use sudo")
-    expected = "ops ALL=(ALL:ALL) NOPASSWD: ALL" if value == "true" else "ops ALL=(ALL:ALL) ALL"
-    assert expected in lines(sudoers), sudoers
+    return _one_of(rendered(runs.baseline(value), "Ops account may use sudo"),
+                   "ops ALL=(ALL:ALL) NOPASSWD: ALL", "ops ALL=(ALL:ALL) ALL")
 
 
 @behaviour("baseline_timesync_clock_control", "roles/baseline/tasks/preflight.yml")
 def _clock_control(value, runs):
     run = runs.baseline(value)
-    assert run.fact("__baseline_clock_control") is (value == "true"), run.text()[-3000:]
+    on = run.fact("__baseline_clock_control")
+    assert on in (True, False), run.text()[-3000:]
     without = run.task("Chrony runs without clock control")
     steering = run.task("Chrony override is absent where chronyd steers the clock")
-    assert bool(without.get("skipped")) is (value == "true"), without
-    assert bool(steering.get("skipped")) is (value == "false"), steering
+    assert bool(without.get("skipped")) is on, without
+    assert bool(steering.get("skipped")) is not on, steering
+    return on
 
 
 @behaviour("baseline_sysstat_enabled", "roles/baseline/tasks/main.yml", "roles/baseline/tasks/packages.yml",
            "roles/baseline/tasks/preflight.yml", "roles/baseline/handlers/main.yml")
 def _sysstat_enabled(value, runs):
     run = runs.baseline_main(value)
-    enabled = value == "true"
     assert not run.task("Preflight - inputs are valid").get("failed"), run.task("Preflight - inputs are valid")
     packages = run.task("Baseline packages are installed (from the current package lists)")["invocation"]["module_args"]["name"]
-    assert ("sysstat" in packages) is enabled, packages
-    assert bool(run.task("System activity history (sysstat)").get("skipped")) is not enabled
-    assert bool(run.task("Restart sysstat collection").get("skipped")) is not enabled
+    on = "sysstat" in packages
+    assert bool(run.task("System activity history (sysstat)").get("skipped")) is not on
+    assert bool(run.task("Restart sysstat collection").get("skipped")) is not on
+    return on
 
 
 @behaviour("daily_check_updates", "roles/daily/tasks/collect.yml")
 def _check_updates(value, runs):
     run = runs.daily(value)
     assert run.report, run.text()[-3000:]
-    names = [check["name"] for check in run.report["hosts"]["localhost"]["checks"]]
-    assert ("updates" in names) is (value == "true"), names
+    return "updates" in [check["name"] for check in run.report["hosts"]["localhost"]["checks"]]
 
 
 @behaviour("daily_validate_certs", "roles/daily/tasks/collect.yml")
@@ -507,22 +516,22 @@ def _validate_certs(value, runs):
     service = [row for name, row in run.report["hosts"].items() if name.startswith("service via")]
     assert service, run.report["hosts"].keys()
     error_rate = [c for c in service[0]["checks"] if c["name"] == "tls:error_rate"][0]
-    if value == "true":  # the self-signed certificate is refused
-        assert error_rate["status"] == "critical" and "certificate" in error_rate["message"], error_rate
-    else:
-        assert error_rate["status"] == "ok", error_rate
+    if error_rate["status"] == "critical":  # the self-signed certificate is refused
+        assert "certificate" in error_rate["message"], error_rate
+        return True
+    assert error_rate["status"] == "ok", error_rate
+    return False
 
 
 @behaviour("patching_plan_only", "roles/patching/tasks/preflight.yml")
 def _plan_only(value, runs):
     run = runs.patch("plan-only-" + value, FREEZE, "patching_plan_only=%s" % value)
-    if value == "true":  # planning is allowed inside a freeze, and the run is a plan
-        assert "refused, nothing was changed" not in run.messages(), run.messages()
+    if "refused, nothing was changed" not in run.messages():  # planning is allowed inside a freeze, and the run is a plan
         assert run.fact("__patching_run")["plan_only"] is True, run.fact("__patching_run")
         assert run.contacted() and run.report["meta"]["kind"] == "plan", run.text()[-3000:]
-    else:  # a real run inside a freeze is refused before any host is contacted
-        assert run.rc != 0 and "refused, nothing was changed" in run.messages(), run.messages()
-        assert not run.contacted()
+        return True
+    assert run.rc != 0 and not run.contacted(), run.messages()  # a real run inside a freeze: refused before any host
+    return False
 
 
 @behaviour("patching_override_window", "roles/patching/tasks/preflight.yml", "roles/patching/tasks/rollout.yml",
@@ -533,25 +542,26 @@ def _override_window(value, runs):
     free = runs.patch("override-free-" + value, override, {"patching_override_reason": REASON})
     no_reason = runs.patch("override-no-reason-" + value, override)
     halt = runs.rollout(value).fact("halt_record")
-    if value == "true":
-        assert "refused, nothing was changed" not in frozen.messages() and frozen.contacted(), frozen.messages()
+    if "refused, nothing was changed" not in frozen.messages():
+        assert frozen.contacted(), frozen.messages()
         assert frozen.report["meta"]["override_reason"] == REASON, frozen.report["meta"]
         assert free.report["meta"]["override_reason"] == REASON, free.report["meta"]
         assert no_reason.rc != 0 and "patching_override_reason is ''" in no_reason.messages() and not no_reason.contacted()
         assert halt is None, halt  # preflight's override holds for every batch
-    else:
-        assert frozen.rc != 0 and "refused, nothing was changed" in frozen.messages() and not frozen.contacted(), frozen.messages()
-        assert free.report["meta"]["override_reason"] == "", free.report["meta"]  # no override: no override reason in the report
-        assert "patching_override_reason" not in no_reason.messages() and no_reason.contacted(), no_reason.messages()
-        assert halt and halt["phase"] == "window" and "string-boolean test freeze" in halt["reason"], halt
+        return True
+    assert frozen.rc != 0 and not frozen.contacted(), frozen.messages()
+    assert free.report["meta"]["override_reason"] == "", free.report["meta"]  # no override: no override reason in the report
+    assert "patching_override_reason" not in no_reason.messages() and no_reason.contacted(), no_reason.messages()
+    assert halt and halt["phase"] == "window" and "string-boolean test freeze" in halt["reason"], halt
+    return False
 
 
 @behaviour("patching_retry_failed", "roles/patching/tasks/plan.yml")
 def _retry_failed(value, runs):
     run = runs.patch("retry-" + value, "patching_retry_failed=%s" % value)
     assert run.report, run.text()[-3000:]
-    marked = [r for r in run.report["meta"]["refusals"] if r.startswith("ghost1: left drained and marked failed")]
-    assert bool(marked) is (value == "false"), run.report["meta"]["refusals"]
+    # retried: the host marked failed by an earlier run is not left drained and marked failed again
+    return not [r for r in run.report["meta"]["refusals"] if r.startswith("ghost1: left drained and marked failed")]
 
 
 @behaviour("patching_allow_traffic_interruption", "roles/patching/tasks/preflight.yml")
@@ -559,10 +569,11 @@ def _allow_traffic_interruption(value, runs):
     """ghost2 is the only load balancer and a target: patching it interrupts all traffic."""
     run = runs.patch("traffic-" + value, {"patching_lb_backend": "nginx", "patching_lb_hosts": ["ghost2"]},
                      "patching_allow_traffic_interruption=%s" % value)
-    if value == "true":  # accepted: the run goes on to plan the hosts
-        assert "would be interrupted" not in run.messages() and run.contacted(), run.messages()
-    else:
-        assert run.rc != 0 and "would be interrupted" in run.messages() and not run.contacted(), run.messages()
+    if "would be interrupted" not in run.messages():  # accepted: the run goes on to plan the hosts
+        assert run.contacted(), run.messages()
+        return True
+    assert run.rc != 0 and not run.contacted(), run.messages()
+    return False
 
 
 @behaviour("patching_canary", "roles/patching/tasks/preflight.yml")
@@ -570,10 +581,11 @@ def _canary(value, runs):
     run = runs.patch("canary-" + value, {"patching_serial": 2}, "patching_canary=%s" % value)
     assert run.report, run.text()[-3000:]
     meta = run.report["meta"]
-    if value == "true":
+    if meta["canary"] is not None:
         assert meta["canary"] == "ghost1" and meta["batches"] == [["ghost1"], ["ghost2"]], meta
-    else:
-        assert meta["canary"] is None and meta["batches"] == [["ghost1", "ghost2"]], meta
+        return True
+    assert meta["batches"] == [["ghost1", "ghost2"]], meta
+    return False
 
 
 @behaviour("tls_force_renewal", "roles/tls/tasks/collect.yml", "roles/tls/tasks/report.yml")
@@ -581,27 +593,28 @@ def _tls_force(value, runs):
     run = runs.tls("force-" + value, "tls_force_renewal=%s" % value)
     assert run.rc == 0, run.messages()[-3000:]
     plan = run.fact("__tls_plan")
-    assert plan and plan[0]["due"] is (value == "true"), plan
-    assert plan[0]["reason"].startswith("forced" if value == "true" else "not due"), plan
+    assert plan and plan[0]["due"] in (True, False), plan
+    on = plan[0]["due"]
+    assert plan[0]["reason"].startswith("forced" if on else "not due"), plan
     would = list(run.results("Check mode - what a real run would renew"))
-    assert bool([r for r in would if r.get("changed")]) is (value == "true"), would
+    assert bool([r for r in would if r.get("changed")]) is on, would
+    return on
 
 
 @behaviour("tls_use_ari", "roles/tls/tasks/collect.yml")
 def _tls_ari(value, runs):
     run = runs.tls("ari-" + value, "tls_use_ari=%s" % value)
     assert run.rc == 0, run.messages()[-3000:]
-    asked = [r for r in run.results("renewal window (ARI)") if not r.get("skipped") and "item" in r]
-    assert bool(asked) is (value == "true"), asked
+    return bool([r for r in run.results("renewal window (ARI)") if not r.get("skipped") and "item" in r])
 
 
 @behaviour("tls_acme_terms_agreed", "roles/tls/tasks/preflight.yml")
 def _tls_terms(value, runs):
     run = runs.tls("terms-" + value, "tls_acme_terms_agreed=%s" % value)
-    if value == "true":
-        assert run.rc == 0, run.messages()[-3000:]
-    else:
-        assert run.rc != 0 and 'tls_acme_terms_agreed is "false"' in run.messages(), run.messages()[-3000:]
+    if run.rc == 0:
+        return True
+    assert 'tls_acme_terms_agreed is "false"' in run.messages(), run.messages()[-3000:]
+    return False
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -729,8 +742,10 @@ def _module_option_type(module, param):
 @pytest.mark.parametrize("value", VALUES)
 @pytest.mark.parametrize("option", sorted(BEHAVIOUR))
 def test_string_boolean_behaviour(option, value, runs):
-    """`-e option=<value>` as a string: the role does what the value says."""
-    BEHAVIOUR[option][1](value, runs)
+    """`-e option=<value>` as a string: the role does what the value says ("false" is off, not a true string)."""
+    seen_on = BEHAVIOUR[option][1](value, runs)
+    assert seen_on in (True, False), "the %s case returned %r, not the behaviour it saw" % (option, seen_on)
+    assert seen_on is (value == "true"), "-e %s=%s: the role behaved as if it were %s" % (option, value, "on" if seen_on else "off")
 
 
 @pytest.mark.parametrize("value", VALUES)
