@@ -24,25 +24,35 @@ def test_start_2_0_0_live_on_green_1_1_0_warm_on_blue():
         assert layout(host)["green"] == "2.0.0" and layout(host)["blue"] == "1.1.0" and layout(host)["current"] == "2.0.0"
 
 
-def test_a_release_failing_its_health_gate_never_takes_traffic():
+def _failing_deploy(version, message):
+    """Deploy a release that must fail, under load: the run fails with `message`, users see no failed request, the
+    pool is back exactly as it was, 2.0.0 still serves, the release is marked bad and blue holds 1.1.0 again.
+    Returns the load summary and the deploy report."""
     pool = digest("lb1", UPSTREAM_FILE)
     with load() as running:
-        result = deploy("3.0.0")
+        result = deploy(version)
     summary = running.summary()
     assert result.returncode != 0
-    assert "health gate of 3.0.0 on the idle colour blue failed" in result.stdout, result.stdout[-4000:]
-    assert summary["failed"] == 0 and summary["skipped"] == 0 and summary["sent"] > 20, summary
-    assert digest("lb1", UPSTREAM_FILE) == pool, "traffic must never have been moved"
+    assert message in result.stdout, result.stdout[-4000:]
+    assert summary["failed"] == 0 and summary["skipped"] == 0, summary
+    assert digest("lb1", UPSTREAM_FILE) == pool, "the pool must be back exactly as it was"
     assert versions_through_lb() == {"2.0.0"}
     for host in APP_HOSTS:
         state = layout(host)
-        assert "3.0.0" in state["bad"] and state["blue"] == "1.1.0" and state["current"] == "2.0.0", state
+        assert version in state["bad"] and state["blue"] == "1.1.0" and state["current"] == "2.0.0", state
+    report, dummy = latest_report("deploy")
+    assert report["status"] == "critical" and {p["alert"] for p in report["problems"]} == {"deployment_failed"}, report["problems"]
+    return summary, report
+
+
+def test_a_release_failing_its_health_gate_never_takes_traffic():
+    summary, dummy = _failing_deploy("3.0.0", "health gate of 3.0.0 on the idle colour blue failed")
+    assert summary["sent"] > 20, summary
+    for host in APP_HOSTS:
         marker = json.loads(on(host, "cat /opt/dealerscope/releases/3.0.0/.dealerscope-bad"))
         assert "health gate" in marker["reason"] and marker["by"] == "dealerscope.ops.deploy", marker
         # blue is back on 1.1.0 and answers: the instant rollback target is warm again
         assert json.loads(on(host, "curl -sf http://127.0.0.1:8001/version"))["version"] == "1.1.0"
-    report, dummy = latest_report("deploy")
-    assert report["status"] == "critical" and {p["alert"] for p in report["problems"]} == {"deployment_failed"}, report["problems"]
 
 
 def test_a_release_marked_bad_is_refused_before_any_change():
@@ -52,20 +62,9 @@ def test_a_release_marked_bad_is_refused_before_any_change():
 
 
 def test_a_release_failing_the_slo_at_its_first_canary_step_moves_traffic_back():
-    pool = digest("lb1", UPSTREAM_FILE)
-    with load() as running:
-        result = deploy("3.0.1")
-    summary = running.summary()
-    assert result.returncode != 0
-    assert "canary step 10 % to 3.0.1 on blue failed the SLO" in result.stdout, result.stdout[-4000:]
     # nginx retries a 503 on the other colour, so users saw no error even at 10 %
-    assert summary["failed"] == 0 and summary["skipped"] == 0, summary
-    assert digest("lb1", UPSTREAM_FILE) == pool, "the pool must be back exactly as it was"
-    assert versions_through_lb() == {"2.0.0"}
-    for host in APP_HOSTS:
-        assert "3.0.1" in layout(host)["bad"] and layout(host)["blue"] == "1.1.0"
-    report, dummy = latest_report("deploy")
-    assert report["meta"]["steps_done"] == [] and report["status"] == "critical"
+    dummy, report = _failing_deploy("3.0.1", "canary step 10 % to 3.0.1 on blue failed the SLO")
+    assert report["meta"]["steps_done"] == [], report["meta"]
 
 
 def test_rollback_moves_traffic_to_the_warm_release_in_one_step_under_2_s():
