@@ -32,7 +32,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
-ROLES = ("baseline", "daily", "patching", "runbook_end", "firewall", "tls", "deploy", "rollback")
+ROLES = ("baseline", "daily", "patching", "runbook_end", "firewall", "tls", "deploy", "rollback", "backup")
 VALUES = ("true", "false")
 FREEZE = {"patching_freeze": [{"start": "2000-01-01", "end": "2999-12-31", "reason": "string-boolean test freeze"}]}
 REASON = "string-boolean test override"
@@ -53,6 +53,8 @@ LAB_ONLY = {
 SCENARIO_COVERED = {
     "deploy_take_traffic": "molecule/deploy/tests/test_deploy.py",
     "rollback_mark_bad": "molecule/deploy_faults/tests/test_deploy_faults.py",
+    "backup_verify": "molecule/backup_faults/tests/test_backup_faults.py",
+    "backup_timers": "molecule/backup_faults/tests/test_backup_faults.py",
 }
 
 
@@ -779,6 +781,13 @@ def test_a_switch_that_is_not_a_boolean_is_refused(role, name, runs):
     elif role in ("deploy", "rollback"):
         # ghosts (app hosts at a closed port): argument validation refuses before any host is contacted
         run = playbook("dealerscope.ops." + role, runs.ghosts, ["%s=maybe" % name, {role + "_report_dir": str(runs.tmp / (role + "-maybe"))}])
+        assert "UNREACHABLE" not in run.messages()
+    elif role == "backup":
+        # a ghost primary (closed port): argument validation refuses before the host is contacted
+        inventory = runs.tmp / "ghost-primary.yml"
+        inventory.write_text(yaml.safe_dump({"all": {"children": {"db_primary": {"hosts": {
+            "ghostdb1": {"ansible_host": "127.0.0.1", "ansible_port": 1, "ansible_user": "root"}}}}}}))
+        run = playbook("dealerscope.ops.backup", inventory, ["%s=maybe" % name, {"backup_report_dir": str(runs.tmp / "backup-maybe")}])
         assert "UNREACHABLE" not in run.messages()
     elif role == "runbook_end":
         run = playbook(str(runs.ending_play), runs.local, ["%s=maybe" % name, {"runbook_end_report_dir": str(runs.tmp / "ending-maybe")}])
