@@ -5,6 +5,8 @@
 #
 # Usage: lab/bin/s3.sh start | stop | status | down REGION | up REGION
 #   start       starts what is not running (idempotent); prints "region <name> <endpoint> <port>" per region
+#   stop        stops the store - also one another checkout left running: its ports are the store's, whoever
+#               started it (a leftover would otherwise serve old objects, or hold the ports so nginx cannot bind)
 #   down REGION makes the region unreachable (its TLS endpoint stops listening: connection refused) while its
 #               moto keeps the objects; up REGION brings it back
 # Environment:
@@ -15,6 +17,7 @@
 #                  matches the endpoint against DNS names only, so lab hosts reach the store by this name)
 #   LAB_S3_CA_DIR  the lab CA (ca.pem, ca.key) that signs the endpoint's certificate (default: a CA of its own
 #                  in LAB_S3_DIR)
+#   LAB_S3_PORT_OFFSET  added to every port below (default 0; tests of this script use their own ports)
 # Regions (TLS port -> moto port on 127.0.0.1): eu-west-1 9441 -> 9201, eu-central-1 9442 -> 9202,
 # us-east-1 9443 -> 9203.
 set -euo pipefail
@@ -25,8 +28,9 @@ name=${LAB_S3_NAME:-s3.dslab.test}
 ca_dir=${LAB_S3_CA_DIR:-$dir/ca}
 moto="$root/.venv/bin/moto_server"
 regions=(eu-west-1 eu-central-1 us-east-1)
-declare -A tls_port=([eu-west-1]=9441 [eu-central-1]=9442 [us-east-1]=9443)
-declare -A moto_port=([eu-west-1]=9201 [eu-central-1]=9202 [us-east-1]=9203)
+offset=${LAB_S3_PORT_OFFSET:-0}
+declare -A tls_port=([eu-west-1]=$((9441 + offset)) [eu-central-1]=$((9442 + offset)) [us-east-1]=$((9443 + offset)))
+declare -A moto_port=([eu-west-1]=$((9201 + offset)) [eu-central-1]=$((9202 + offset)) [us-east-1]=$((9203 + offset)))
 
 answers() {  # answers URL: moto (or nginx in front of it) answers HTTP
   curl -s -o /dev/null --max-time 2 ${2:+--cacert "$2"} "$1"
@@ -74,6 +78,10 @@ nginx_conf() {  # the regions that are up listen; one that is down has no server
     done
     echo "}"
   } >"$dir/nginx/nginx.conf"
+}
+
+port_pids() {  # processes listening on a TCP port, any address
+  ss -Hltnp "( sport = :$1 )" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
 }
 
 nginx_running() {
@@ -128,9 +136,15 @@ case "${1:-status}" in
     wait_endpoint "$region" "$1"
     echo "region $region $1" ;;
   stop)
-    if nginx_running; then nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -s quit 2>>"$dir/nginx/logs/signal.log" || true; fi
-    for region in "${regions[@]}"; do
-      if [ -f "$dir/moto-$region.pid" ]; then kill "$(cat "$dir/moto-$region.pid")" 2>/dev/null || true; rm -f "$dir/moto-$region.pid"; fi
+    for region in "${regions[@]}"; do rm -f "$dir/moto-$region.pid"; done
+    ports=()
+    for region in "${regions[@]}"; do ports+=("${tls_port[$region]}" "${moto_port[$region]}"); done
+    for port in "${ports[@]}"; do
+      for pid in $(port_pids "$port"); do kill "$pid" 2>/dev/null || true; done
+    done
+    for port in "${ports[@]}"; do
+      for _ in $(seq 50); do [ -z "$(port_pids "$port")" ] && break; sleep 0.1; done
+      [ -z "$(port_pids "$port")" ] || { echo "s3: port $port is still held by $(port_pids "$port" | tr '\n' ' ')" >&2; exit 1; }
     done ;;
   status)
     for region in "${regions[@]}"; do
