@@ -11,10 +11,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from helpers.lab_conf import containers_conf  # noqa: E402  pylint: disable=wrong-import-position
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-# The slowest scenarios (each within 60 s of the budget below) run last: by then the other pytest lane's heavy
-# tests (test_lab.py, sanity, ansible-lint) are over and they do not share the machine's two cores with them.
-RUN_LAST = ("backup", "backup_faults")
-SCENARIOS = sorted((p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml")), key=lambda name: (name in RUN_LAST, name))
+SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
 LOG_DIR = ROOT / "tests" / "output" / "molecule"
 SCENARIO_BUDGET_S = 240  # issue 2: no single scenario over 4 minutes
 STACK_READY_BUDGET_S = 25  # issue 7: create + converge to a provisioned, ready stack
