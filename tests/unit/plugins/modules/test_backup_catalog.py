@@ -11,7 +11,7 @@ import pytest
 
 from ansible.module_utils import basic
 from ansible_collections.dealerscope.ops.plugins.modules import backup_catalog
-from .utils import module_runner
+from .utils import module_runner, assert_documentation_matches
 from ..module_utils.test_pgbackrest import (
     ARCHIVER_ROW,
     NOW,
@@ -227,18 +227,7 @@ def test_check_mode_reads_the_same_and_changes_nothing(run, host):
 
 
 def test_documentation_matches_the_argument_spec():
-    doc = yaml.safe_load(backup_catalog.DOCUMENTATION)
-    yaml.safe_load(backup_catalog.EXAMPLES)
-    returned = yaml.safe_load(backup_catalog.RETURN)
-    spec = backup_catalog.argument_spec()
-    assert doc['module'] == 'backup_catalog' and doc['version_added'] == '0.2.0'
-    assert set(doc['options']) == set(spec)
-    for name, option in doc['options'].items():
-        assert option['type'] == spec[name]['type'], name
-        assert option.get('required', False) == spec[name].get('required', False), name
-        assert option.get('default') == spec[name].get('default'), name
-        assert option.get('choices') == spec[name].get('choices'), name
-        assert option.get('elements') == spec[name].get('elements'), name
+    doc, returned, spec = assert_documentation_matches(backup_catalog, 'backup_catalog')
     suboptions = doc['options']['regions']['suboptions']
     assert set(suboptions) == set(spec['regions']['options']) == {'name', 'repo'}
     for name, option in suboptions.items():

@@ -12,10 +12,9 @@ import threading
 import time
 
 import pytest
-import yaml
 
 from ansible_collections.dealerscope.ops.plugins.modules import lb_pool
-from .utils import module_runner
+from .utils import module_runner, assert_documentation_matches
 
 HEAD = """# Ansible managed - lab fixture
 upstream dealerscope_api {
@@ -354,18 +353,7 @@ def test_without_wait(run, nginx):
 # ---------------------------------------------------------------------------------------------------- documentation
 
 def test_documentation_matches_the_argument_spec():
-    doc = yaml.safe_load(lb_pool.DOCUMENTATION)
-    yaml.safe_load(lb_pool.EXAMPLES)
-    returned = yaml.safe_load(lb_pool.RETURN)
-    spec = lb_pool.argument_spec()
-    assert doc['module'] == 'lb_pool' and doc['version_added'] == '0.2.0'
-    assert set(doc['options']) == set(spec)
-    for name, option in doc['options'].items():
-        assert option['type'] == spec[name]['type'], name
-        assert option.get('required', False) == spec[name].get('required', False), name
-        assert option.get('default') == spec[name].get('default'), name
-        assert option.get('choices') == spec[name].get('choices'), name
-        assert option.get('elements') == spec[name].get('elements'), name
+    doc, returned, spec = assert_documentation_matches(lb_pool, 'lb_pool')
     assert set(doc['options']['members']['suboptions']) == {'address', 'weight', 'params'}
     assert set(returned) == {'members', 'previous_members', 'drained', 'revived', 'added', 'removed', 'switch_s', 'diff'}
     assert set(returned['members']['contains']) == {'address', 'weight', 'down', 'drained', 'reason'}

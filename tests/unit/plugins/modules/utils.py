@@ -79,3 +79,22 @@ def module_runner(monkeypatch, main, warnings=True):
         return excinfo.type is AnsibleFailJson, result
 
     return runner
+
+
+def assert_documentation_matches(module, name):
+    """A module's DOCUMENTATION, EXAMPLES and RETURN parse, and its documented options match ``argument_spec()``
+    (type, required, default, choices, elements). Returns (documentation, return documentation, spec)."""
+    import yaml  # pylint: disable=import-outside-toplevel
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    yaml.safe_load(module.EXAMPLES)
+    returned = yaml.safe_load(module.RETURN)
+    spec = module.argument_spec()
+    assert doc['module'] == name and doc['version_added'] == '0.2.0'
+    assert set(doc['options']) == set(spec)
+    for option_name, option in doc['options'].items():
+        assert option['type'] == spec[option_name]['type'], option_name
+        assert option.get('required', False) == spec[option_name].get('required', False), option_name
+        assert option.get('default') == spec[option_name].get('default'), option_name
+        assert option.get('choices') == spec[option_name].get('choices'), option_name
+        assert option.get('elements') == spec[option_name].get('elements'), option_name
+    return doc, returned, spec
