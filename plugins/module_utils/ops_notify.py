@@ -60,6 +60,7 @@ DEFAULT_SEVERITY_MAP = {
     'backup_failed': 'high',
     'backup_region_unreachable': 'medium',
     'wal_archive_lag': 'medium',
+    'backup_retention': 'medium',
     'backup_success': 'low',
     'deployment_complete': 'low',
     'deployment_failed': 'high',

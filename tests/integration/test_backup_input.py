@@ -45,6 +45,11 @@ def region(**changes):
     ({"backup_rpo_s": "0"}, "backup_rpo_s"),
     ({"backup_archive_timeout_s": "3000"}, "backup_archive_timeout_s is \"3000\""),
     ({"backup_interval_h": "-6"}, "backup_interval_h"),
+    ({"backup_retention_daily_days": "0"}, "backup_retention_daily_days is \"0\" - a whole number of days, 1 or more"),
+    ({"backup_retention_weekly_months": "-1"}, "backup_retention_weekly_months is \"-1\" - a whole number of months, 1 or more"),
+    ({"backup_retention_pinned": ["latest"]}, "a list of backup labels (20261127-010001F)"),
+    ({"backup_retention_pinned": "20261127-010001F"}, "backup_retention_pinned is \"20261127-010001F\" - a list"),
+    ({"backup_retention_now": "next tuesday"}, "backup_retention_now is \"next tuesday\""),
 ])
 def test_bad_input_is_refused_before_any_host_is_contacted(inventory, extra, needle):
     result = run_backup(inventory, extra)

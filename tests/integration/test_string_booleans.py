@@ -55,6 +55,7 @@ SCENARIO_COVERED = {
     "rollback_mark_bad": "molecule/deploy_faults/tests/test_deploy_faults.py",
     "backup_verify": "molecule/backup_faults/tests/test_backup_faults.py",
     "backup_timers": "molecule/backup_faults/tests/test_backup_faults.py",
+    "backup_expire": "molecule/backup_retention/tests/test_backup_retention.py",
 }
 
 
