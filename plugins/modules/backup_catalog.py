@@ -59,6 +59,13 @@ options:
         so it takes as long as downloading the region's copy.
     type: bool
     default: false
+  verify_until_good:
+    description:
+      - With O(verify), verify the reachable regions one after another in the order of O(regions) and stop at the first
+        whose copy verifies; the regions after it are not verified (C(verify.ran) V(false)). For a restore, which needs
+        one good copy, not all of them (list the preferred region first).
+    type: bool
+    default: false
   interval_h:
     description: Hours between two scheduled backups; the newest good backup of a region must be younger than O(interval_h) plus O(margin_h).
     type: float
@@ -301,6 +308,7 @@ def argument_spec():
             ),
         ),
         verify=dict(type='bool', default=False),
+        verify_until_good=dict(type='bool', default=False),
         interval_h=dict(type='float', default=6),
         margin_h=dict(type='float', default=1),
         rpo_s=dict(type='int', default=3600),
@@ -335,12 +343,17 @@ def run(module):
                              % (rc, exc, ('; stderr: %s' % scrub(err, 300)) if (err or '').strip() else ''))
     regions = build_regions(parsed, [{'name': r['name'].strip(), 'repo': r['repo']} for r in params['regions']], now)
 
+    good = None
     for region in regions:
-        if params['verify'] and region['reachable']:
+        if params['verify'] and params['verify_until_good'] and good is not None:
+            region['verify'] = {'ran': False, 'ok': None, 'message': 'not run: region %s verified first' % good}
+        elif params['verify'] and region['reachable']:
             rc, out, err = module.run_command(verify_argv(pgbackrest, stanza, region['repo']), environ_update=C_LOCALE,
                                               cwd='/tmp')
             ok, message = judge_verify(rc, out, err)
             region['verify'] = {'ran': True, 'ok': ok, 'message': message}
+            if ok:
+                good = region['name']
         elif params['verify']:
             region['verify'] = {'ran': False, 'ok': None, 'message': 'not run: the region is unreachable'}
 

@@ -247,3 +247,24 @@ def test_returned_keys_match_the_documentation(run):
     assert not failed
     assert set(result['regions'][0]) == set(returned['regions']['contains'])
     assert set(result['archive']) == set(returned['archive']['contains'])
+
+
+def test_verify_until_good_stops_at_the_first_region_that_verifies(run, host):
+    host.verify = {1: (0, VERIFY_INVALID, '')}
+    failed, result = run(verify=True, verify_until_good=True)
+    assert not failed
+    assert [c[2] for c in host.calls if c[-1] == 'verify'] == ['--repo=1', '--repo=2'], host.calls
+    regions = result['regions']
+    assert regions[0]['verify']['ok'] is False and regions[1]['verify'] == {'ran': True, 'ok': True, 'message': 'verify ok'}
+    assert regions[2]['verify'] == {'ran': False, 'ok': None, 'message': 'not run: region eu-central-1 verified first'}
+    checks = rows(result)
+    assert checks['backup:eu-west-1:verify']['status'] == 'critical' and 'backup:us-east-1:verify' not in checks
+
+
+def test_verify_until_good_skips_an_unreachable_region_and_verifies_all_when_none_is_good(run, host):
+    host.info = (0, catalog(unreachable=(1,)), '')
+    host.verify = {2: (0, VERIFY_INVALID, ''), 3: (0, VERIFY_INVALID, '')}
+    failed, result = run(verify=True, verify_until_good=True)
+    assert not failed
+    assert [c[2] for c in host.calls if c[-1] == 'verify'] == ['--repo=2', '--repo=3'], host.calls
+    assert [r['verify']['ok'] for r in result['regions']] == [None, False, False]
