@@ -2,12 +2,15 @@
 
 Converge restored the newest point into a scratch instance on db2 and smoke-tested an API copy on app1. Order
 matters (pytest runs a file top to bottom): the converge report; nothing left behind; check mode changes nothing;
-a chosen backup from a chosen region; a held lock refused and left alone; the primary refused as a target; last,
-bytes flipped in the first region's copy - that region is named and another, healthy one is restored from.
+a chosen backup from a chosen region; a point in time (a row committed after it is not restored); a held lock
+refused and left alone; the primary refused as a target; last, bytes flipped in the first region's copy - that
+region is named and another, healthy one is restored from.
 """
+import datetime
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
 from helpers.backup import bucket, info, keys, record, s3  # noqa: E402
@@ -68,6 +71,34 @@ def test_a_chosen_backup_from_a_chosen_region():
     assert "backup set %s) from region us-east" % label in checks["restore:source"]["message"], checks["restore:source"]
     assert checks["restore:data"]["status"] == "ok" and "no marker" in checks["restore:data"]["message"], checks["restore:data"]
     assert report["meta"]["mode"] == "set" and report["meta"]["region"] == "us-east", report["meta"]
+    nothing_left_behind()
+
+
+def test_a_point_in_time_leaves_out_what_was_committed_after_it():
+    def sql(query):
+        return on("db1", "runuser -u postgres -- psql -XAt -v ON_ERROR_STOP=1 -d dealerscope -c \"%s\"" % query).strip()
+    before = int(sql("SELECT count(*) FROM vehicles"))
+    time.sleep(1.2)  # the target is a whole second strictly between the rows before it and the one after it
+    target = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    time.sleep(1.2)
+    sql("INSERT INTO vehicles (vin, make, model, year, price, price_score, market_factor) "
+        "VALUES ('PITRPROBE00000001', 'Probe', 'After', 2026, 1, 1, 1)")
+    segment = sql("SELECT pg_walfile_name(pg_switch_wal())")
+    deadline = time.monotonic() + 90
+    while sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") < segment:
+        assert time.monotonic() < deadline, "the WAL with the row after the target was not archived within 90 s"
+        time.sleep(1)
+    try:
+        result = restore_test(dr_restore_target_time=target)
+        assert result.returncode == 0, result.stdout[-4000:]
+        report, dummy = latest_report("restore_test")
+        checks = checks_by(report, "db2")
+        # the restored table has the rows committed before the target and not the one after it
+        assert checks["restore:data"]["value"] == before, (checks["restore:data"], before)
+        assert "the point in time %s" % target in checks["restore:source"]["message"], checks["restore:source"]
+        assert report["meta"]["mode"] == "time", report["meta"]
+    finally:
+        sql("DELETE FROM vehicles WHERE vin = 'PITRPROBE00000001'")
     nothing_left_behind()
 
 
