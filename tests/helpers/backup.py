@@ -63,3 +63,16 @@ def region_down(region):
         yield
     finally:
         s3_sh("up", REGIONS[region][0])
+
+
+def flip_bytes(region):
+    """Damage one region's copy as a bad disk or a bad transfer would: 16 bytes in the middle of its largest data file
+    are inverted in place. Returns the object's key."""
+    stored = keys(region, "dealerscope/backup/dealerscope/")
+    victim = max((key for key in stored if "/pg_data/" in key), key=stored.get)
+    client = s3(region)
+    data = bytearray(client.get_object(Bucket=bucket(region), Key=victim)["Body"].read())
+    middle = len(data) // 2
+    data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])
+    client.put_object(Bucket=bucket(region), Key=victim, Body=bytes(data))
+    return victim

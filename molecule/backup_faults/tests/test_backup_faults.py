@@ -8,7 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
-from helpers.backup import backup, bucket, keys, region_down, s3  # noqa: E402
+from helpers.backup import backup, flip_bytes, region_down  # noqa: E402
 from helpers.runbook import checks_by, latest_report, on  # noqa: E402
 
 testinfra_hosts = ["localhost"]
@@ -46,13 +46,7 @@ def test_string_booleans_backup_verify_and_backup_timers():
 
 
 def test_flipped_bytes_in_one_regions_copy_name_that_region_and_the_others_verify():
-    stored = keys("eu-central", "dealerscope/backup/dealerscope/")
-    victim = max((key for key in stored if "/pg_data/" in key), key=stored.get)
-    client = s3("eu-central")
-    data = bytearray(client.get_object(Bucket=bucket("eu-central"), Key=victim)["Body"].read())
-    middle = len(data) // 2
-    data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])
-    client.put_object(Bucket=bucket("eu-central"), Key=victim, Body=bytes(data))
+    flip_bytes("eu-central")
     result = backup(backup_type="none")
     assert result.returncode != 0, result.stdout[-4000:]  # critical: the run fails after its report
     report, dummy = latest_report("backup")

@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
-from helpers.backup import bucket, info, keys, record, s3  # noqa: E402
+from helpers.backup import flip_bytes, info, record  # noqa: E402
 from helpers.runbook import changed_tasks, checks_by, latest_report, on, run_playbook  # noqa: E402
 
 testinfra_hosts = ["localhost"]
@@ -129,13 +129,7 @@ def test_the_primary_is_refused_as_the_restore_host_before_any_change():
 
 
 def test_a_damaged_first_region_is_named_and_a_healthy_one_is_restored_from():
-    stored = keys("eu-west", "dealerscope/backup/dealerscope/")
-    victim = max((key for key in stored if "/pg_data/" in key), key=stored.get)
-    client = s3("eu-west")
-    data = bytearray(client.get_object(Bucket=bucket("eu-west"), Key=victim)["Body"].read())
-    middle = len(data) // 2
-    data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])
-    client.put_object(Bucket=bucket("eu-west"), Key=victim, Body=bytes(data))
+    flip_bytes("eu-west")
     result = restore_test()
     assert result.returncode != 0, result.stdout[-4000:]  # the damaged region is critical; the restore itself succeeded
     report, dummy = latest_report("restore_test")
