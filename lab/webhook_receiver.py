@@ -5,7 +5,7 @@
 
 """A tiny webhook receiver for the lab: stands in for Slack, the pager and team webhooks.
 
-Usage: ``python3 lab/webhook_receiver.py [PORT] [FILE]`` (defaults 8765 and /tmp/ds-webhooks.jsonl).
+Usage: ``python3 lab/webhook_receiver.py [PORT] [FILE] [HOST]`` (defaults 8765, /tmp/ds-webhooks.jsonl, 127.0.0.1).
 
 * ``POST <any path>`` appends ``{"ts", "path", "body"}`` (body parsed as JSON, else text) as one JSON
   line to FILE and answers ``200 {"ok": true}``. Paths tell channels apart
@@ -13,7 +13,8 @@ Usage: ``python3 lab/webhook_receiver.py [PORT] [FILE]`` (defaults 8765 and /tmp
   is recorded too but answered with that HTTP status, to exercise delivery failures.
 * ``GET /messages`` returns the recorded lines as a JSON list; ``DELETE /messages`` clears them.
 
-It only ever binds a loopback address.
+It only ever binds a loopback address, or the gateway of one of the lab's own podman networks (``dslab``
+10.213.47.1, ``dsmol`` 10.213.48.1) when lab hosts must reach it (a runner host notifying): ``... PORT FILE HOST``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DEFAULT_PORT = 8765
 DEFAULT_FILE = '/tmp/ds-webhooks.jsonl'
+LAB_GATEWAYS = ('10.213.47.1', '10.213.48.1')  # the lab's own podman networks (docs/lab.md), reachable only from its hosts
 MAX_BODY = 1024 * 1024
 
 
@@ -96,8 +98,9 @@ class WebhookReceiver(ThreadingHTTPServer):
             loopback = ipaddress.ip_address(host).is_loopback
         except ValueError:
             loopback = False
-        if not loopback:
-            raise ValueError('refusing to bind %r: the webhook receiver only listens on a loopback address' % (host,))
+        if not loopback and host not in LAB_GATEWAYS:
+            raise ValueError('refusing to bind %r: the webhook receiver only listens on a loopback address or a lab network '
+                             'gateway (%s)' % (host, ', '.join(LAB_GATEWAYS)))
         self.record_file = path
         self.lock = threading.Lock()
         super().__init__((host, int(port)), Handler)
@@ -124,7 +127,8 @@ class WebhookReceiver(ThreadingHTTPServer):
 def main(argv):
     port = int(argv[1]) if len(argv) > 1 else DEFAULT_PORT
     path = argv[2] if len(argv) > 2 else DEFAULT_FILE
-    server = WebhookReceiver(port, path)
+    host = argv[3] if len(argv) > 3 else '127.0.0.1'
+    server = WebhookReceiver(port, path, host)
     print('listening on http://%s:%d, recording to %s' % (server.server_address[0], server.server_address[1], path), flush=True)
     try:
         server.serve_forever()

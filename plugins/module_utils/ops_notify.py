@@ -75,6 +75,7 @@ DEFAULT_SEVERITY_MAP = {
     'reboot_pending': 'medium',
     'restart_pending': 'medium',
     'patch_not_reached': 'medium',
+    'runbook_incomplete': 'high',
 }
 
 # PagerDuty Events v2 knows critical, error, warning and info.

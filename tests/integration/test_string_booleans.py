@@ -56,6 +56,7 @@ SCENARIO_COVERED = {
     "backup_verify": "molecule/backup_faults/tests/test_backup_faults.py",
     "backup_timers": "molecule/backup_faults/tests/test_backup_faults.py",
     "backup_expire": "molecule/backup_retention/tests/test_backup_retention.py",
+    "schedule_remove_unlisted": "molecule/schedule/tests/test_schedule.py",
 }
 
 

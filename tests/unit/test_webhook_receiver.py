@@ -96,3 +96,17 @@ def test_webhook_sh_reuses_this_checkouts_receiver_and_replaces_one_of_a_deleted
     finally:
         _webhook_sh("stop", port, new)
         _webhook_sh("stop", port, old)
+
+
+def test_the_lab_network_gateways_are_the_only_other_addresses_it_binds(tmp_path):
+    """A runner host in the lab notifies the receiver on Molecule's network gateway; any other address is refused."""
+    import pytest  # pylint: disable=import-outside-toplevel
+    for host in ("10.213.47.1", "10.213.48.1"):
+        try:
+            server = receiver.WebhookReceiver(0, str(tmp_path / "x.jsonl"), host=host)
+        except OSError:
+            continue  # the lab network does not exist on this machine right now: the address was accepted
+        server.server_close()
+    for host in ("10.213.48.2", "10.213.49.1", "0.0.0.0"):
+        with pytest.raises(ValueError, match="lab network gateway"):
+            receiver.WebhookReceiver(0, str(tmp_path / "x.jsonl"), host=host)
