@@ -4,8 +4,9 @@ Order matters (pytest runs a file top to bottom). Converge took a full backup in
 Judged as of 40 days later, the first full backup of each region is outside the daily window (30 days) and, when
 both are of the same ISO week, not that week's newest: retention expires it. backup_expire "false" (a string, as
 extra vars arrive) expires nothing; check mode predicts exactly what the real run expires and deletes nothing; a
-backup pinned in one region stays there while the other regions expire theirs; unpinned it goes; a re-run expires
-nothing more.
+backup pinned in one region stays there while the other regions expire theirs; unpinned but in use by a restore
+running now (named in dealerscope.ops.dr's lock on a restore host) it stays; once that lock is a dead run's (stale) it
+goes; a re-run expires nothing more.
 """
 import datetime
 import os
@@ -13,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
 from helpers.backup import REGIONS, backup, info, keys  # noqa: E402
-from helpers.runbook import changed_tasks, checks_by, latest_report  # noqa: E402
+from helpers.runbook import changed_tasks, checks_by, latest_report, on  # noqa: E402
 
 testinfra_hosts = ["localhost"]
 
@@ -98,9 +99,25 @@ def test_check_mode_predicts_the_expiry_and_deletes_nothing_then_the_real_run_ex
         assert all(label in row["message"] for label in gone[region]), row
 
 
+LOCK = "/run/lock/dealerscope-dr"  # dealerscope.ops.dr's lock; app1 stands in for the restore host here
+
+
+def test_unpinned_but_in_use_by_a_running_restore_it_stays():
+    before = by_region()
+    on("app1", "mkdir -p %s && echo restore-test-1 > %s/owner && echo '{\"run\": \"restore-test-1\", \"region\": \"eu-west\", "
+               "\"sets\": [\"%s\"]}' > %s/in_use.json" % (LOCK, LOCK, FIRST["eu-west"], LOCK))
+    result = run(backup_retention_now=AS_OF, backup_restore_hosts=["app1"])
+    assert by_region() == before, expired(result.stdout)
+    row = checks_by(latest_report("backup")[0], "db1")["backup:eu-west:retention"]
+    assert row["status"] == "ok" and "in use by a restore running now: %s" % FIRST["eu-west"] in row["message"], row
+    # the restore died hours ago: its lock no longer holds anything
+    on("app1", "touch -d '7 hours ago' %s" % LOCK)
+
+
 def test_unpinned_it_goes_and_a_rerun_expires_nothing_more():
     before = by_region()
-    run(backup_retention_now=AS_OF, backup_expire="true")
+    run(backup_retention_now=AS_OF, backup_expire="true", backup_restore_hosts=["app1"])
+    on("app1", "rm -rf %s" % LOCK)
     after = by_region()
     assert [e["label"] for e in after["eu-west"]] == [e["label"] for e in before["eu-west"] if e["label"] not in expected_gone(before["eu-west"])]
     for region in ("eu-central", "us-east"):

@@ -10,10 +10,12 @@ import datetime
 import json
 import os
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
 from helpers.backup import flip_bytes, info, record  # noqa: E402
+from helpers.molecule_ssh import ssh  # noqa: E402
 from helpers.runbook import changed_tasks, checks_by, latest_report, on, run_playbook  # noqa: E402
 
 testinfra_hosts = ["localhost"]
@@ -64,8 +66,24 @@ def test_check_mode_changes_nothing_and_predicts_the_restore():
 
 def test_a_chosen_backup_from_a_chosen_region():
     label = [b["label"] for b in info()["backup"] if b["database"]["repo-key"] == 3][0]
-    result = restore_test(dr_restore_region="us-east", dr_restore_set=label)
+    held, done = [], threading.Event()
+
+    def watch():  # what the run's lock says while it restores: dealerscope.ops.backup keeps these backups meanwhile
+        while not done.is_set() and not held:
+            seen = ssh("db2", "cat /run/lock/dealerscope-dr/in_use.json 2>/dev/null").stdout.strip()
+            if seen:
+                held.append(json.loads(seen))
+            time.sleep(0.3)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        result = restore_test(dr_restore_region="us-east", dr_restore_set=label)
+    finally:
+        done.set()
+        watcher.join(timeout=10)
     assert result.returncode == 0, result.stdout[-4000:]
+    assert held and held[0]["sets"] == [label] and held[0]["region"] == "us-east", held
     report, dummy = latest_report("restore_test")
     checks = checks_by(report, "db2")
     assert "backup set %s) from region us-east" % label in checks["restore:source"]["message"], checks["restore:source"]
