@@ -88,8 +88,11 @@ def test_ansible_builder_creates_a_context_installing_the_collection_from_its_bu
 
 def test_the_collections_ee_metadata_names_every_library_its_controller_side_imports(built, tmp_path):
     base, tarball = built
-    result = _run([BIN / "ansible-galaxy", "collection", "install", "--offline", "--no-deps", "-p", tmp_path / "c", tarball], cwd=tmp_path)
+    # --force: under `make test` dealerscope.ops is already on the configured collections path, and ansible-galaxy would
+    # otherwise install nothing ("already installed")
+    result = _run([BIN / "ansible-galaxy", "collection", "install", "--force", "--offline", "--no-deps", "-p", tmp_path / "c", tarball], cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "c" / "ansible_collections" / "dealerscope" / "ops" / "meta" / "execution-environment.yml").is_file(), result.stdout
     script = pathlib.Path(_run([BIN / "python", "-c", "import ansible_builder, os; print(os.path.dirname(ansible_builder.__file__))"]).stdout.strip())
     introspect = _run([BIN / "python", script / "_target_scripts" / "introspect.py", "introspect", tmp_path / "c"])
     assert introspect.returncode == 0, introspect.stdout + introspect.stderr
@@ -113,7 +116,7 @@ def test_an_awx_project_sync_installs_this_checkout_and_the_collections_it_uses(
     assert named == galaxy["dependencies"], "collections/requirements.yml and galaxy.yml dependencies disagree"
     local = tmp_path / "requirements.yml"
     local.write_text(yaml.safe_dump({"collections": [{"name": str(ROOT), "type": "dir"}]}))
-    result = _run([BIN / "ansible-galaxy", "collection", "install", "--offline", "--no-deps", "-r", local, "-p", tmp_path / "c"], cwd=tmp_path)
+    result = _run([BIN / "ansible-galaxy", "collection", "install", "--force", "--offline", "--no-deps", "-r", local, "-p", tmp_path / "c"], cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     installed = tmp_path / "c" / "ansible_collections" / "dealerscope" / "ops"
     assert (installed / "playbooks" / "daily.yml").is_file() and not (installed / ".venv").exists()
