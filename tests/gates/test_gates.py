@@ -192,3 +192,23 @@ def test_collection_builds_small_and_without_lab_clutter(tmp_path):
         assert not [n for n in names if n.startswith(forbidden)], forbidden
     for required in ("roles/baseline/tasks/main.yml", "plugins/modules/sshd_access_check.py", "playbooks/smoke.yml", "meta/runtime.yml"):
         assert required in names, required
+
+
+def test_every_phase_of_every_role_carries_tags():
+    """Issue 9: `--tags`/`--skip-tags` and AWX's job tags work on every role: each task file a role's main.yml includes
+    carries tags, given to its tasks too (`apply`), and a preflight is tagged `always` or `preflight`."""
+    problems = []
+    for role in sorted(p for p in (ROOT / "roles").iterdir() if p.is_dir()):
+        for task in yaml.safe_load((role / "tasks" / "main.yml").read_text()) or []:
+            include = task.get("ansible.builtin.include_tasks")
+            if include is None:
+                if not task.get("tags"):
+                    problems.append("%s: '%s' has no tags" % (role.name, task.get("name")))
+                continue
+            tags = task.get("tags")
+            applied = (include.get("apply") or {}).get("tags") if isinstance(include, dict) else None
+            if not tags or applied != tags:
+                problems.append("%s: '%s' includes its tasks without tags given to them too (apply: tags: %s)" % (role.name, task.get("name"), tags))
+            elif "preflight" in str(include) and not {"always", "preflight"} & set(tags):
+                problems.append("%s: '%s' is a preflight not tagged always or preflight" % (role.name, task.get("name")))
+    assert not problems, "\n".join(problems)

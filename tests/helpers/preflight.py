@@ -17,10 +17,10 @@ def closed_port_inventory(path, hosts=("ghost1",), extra_groups=""):
     return path
 
 
-def run(inventory, playbook, extra_vars):
-    """ansible-playbook `playbook` against `inventory` with `extra_vars` (JSON), with the repo's ansible.cfg."""
+def run(inventory, playbook, extra_vars, args=()):
+    """ansible-playbook `playbook` against `inventory` with `extra_vars` (JSON) and `args`, with the repo's ansible.cfg."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", NO_COLOR="1")
-    return subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), playbook, "-e", json.dumps(extra_vars)],
+    return subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), playbook, "-e", json.dumps(extra_vars), *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 

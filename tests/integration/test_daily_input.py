@@ -15,10 +15,10 @@ def inventory(tmp_path_factory):
     return closed_port_inventory(tmp_path_factory.mktemp("inv") / "hosts.yml")
 
 
-def run_daily(inventory, extra):
+def run_daily(inventory, extra, args=()):
     base = {"daily_lb_url": "https://127.0.0.1:9", "daily_report_dir": "/tmp/ds-daily-input-test"}
     base.update(extra)
-    return run(inventory, "dealerscope.ops.daily", base)
+    return run(inventory, "dealerscope.ops.daily", base, args)
 
 
 @pytest.mark.parametrize("extra,needle", [
@@ -51,3 +51,15 @@ def test_good_input_does_contact_hosts(inventory):
     output = result.stdout + result.stderr
     assert contacted(output)
     assert result.returncode != 0
+
+
+def test_tags_preflight_only_checks_the_input(inventory):
+    """`--tags preflight` (an AWX job tag, or a dry check of a survey's answers) runs the checks and nothing else."""
+    good = run_daily(inventory, {"daily_notify_channels": []}, ["--tags", "preflight"])
+    assert good.returncode == 0 and not contacted(good.stdout + good.stderr), good.stdout[-3000:]
+    bad = run_daily(inventory, {"daily_error_rate_percent": -1}, ["--tags", "preflight"])
+    assert bad.returncode != 0 and "daily_error_rate_percent is -1" in bad.stdout + bad.stderr, bad.stdout[-3000:]
+    # the checks run whatever else is asked for (tag always): a collect-only run is refused the same way
+    collect = run_daily(inventory, {"daily_error_rate_percent": -1}, ["--tags", "collect"])
+    assert collect.returncode != 0 and "daily_error_rate_percent is -1" in collect.stdout + collect.stderr
+    assert not contacted(collect.stdout + collect.stderr)
