@@ -85,8 +85,15 @@ REPORT_SCHEMA = {
         'problems': {'description': 'Every check that is not ok, worst first (then by host and check name).',
                      'type': 'array', 'items': {'$ref': '#/$defs/problem'}},
         'meta': {'description': ('Free extra facts passed by the runbook (fleet size, module executions, inventory name, ...). '
-                                 'Values under secret-looking keys are replaced with "***".'),
-                 'type': 'object'},
+                                 'Values under secret-looking keys are replaced with "***". A list under timeline is rendered as '
+                                 "the report's Timeline section."),
+                 'type': 'object',
+                 'properties': {
+                     'timeline': {
+                         'description': "Events of the run in order (the DR drill's): seconds since the run's start and what happened.",
+                         'type': 'array',
+                         'items': {'type': 'object', 'required': ['offset_s', 'event'],
+                                   'properties': {'offset_s': {'type': 'number'}, 'event': {'type': 'string'}}}}}},
     },
     '$defs': {
         'timestamp': {'type': 'string', 'pattern': TIMESTAMP_PATTERN},

@@ -191,6 +191,28 @@ def test_report_without_problems():
     assert '<details><summary>' in out['html']  # an ok host is collapsed
 
 
+def test_a_timeline_is_a_section_of_its_own_in_order_and_escaped():
+    timeline = [{'offset_s': 0, 'event': 'drill started'}, {'offset_s': 6.25, 'event': 'primary <db1> lost | killed'},
+                {'offset_s': 41.0, 'event': 'API answering (RTO)'}]
+    report = build_report('dr_drill', STARTED, FINISHED, {'db2': [make_check('drill:rto', 'ok', 41.0, 14400, 'RTO 41 s')]},
+                          meta={'timeline': timeline, 'rto_s': 41.0})
+    out = render_all(report)
+    lines = out['md'].splitlines()
+    assert lines[lines.index('## Timeline') + 2:lines.index('## Timeline') + 7] == [
+        '| +s | Event |', '|---:|---|', '| 0.0 | drill started |', '| 6.2 | primary &lt;db1&gt; lost \\| killed |', '| 41.0 | API answering (RTO) |']
+    assert '- timeline:' not in out['md'] and '- rto\\_s: 41' in out['md']
+    page = out['html']
+    section = page.split('<section><h2>Timeline</h2>', 1)[1].split('</section>', 1)[0]
+    assert re.findall(r'<tr><td>([^<]*)</td><td>([^<]*)</td></tr>', section) == [
+        ('0.0', 'drill started'), ('6.2', 'primary &lt;db1&gt; lost | killed'), ('41.0', 'API answering (RTO)')]
+    assert 'timeline:' not in page and parse_html(page).errors == []
+
+
+def test_no_timeline_no_section():
+    out = render_all(build_report('daily', STARTED, FINISHED, {'a': [make_check('cpu', 'ok', 1, 2, 'fine')]}, meta={'timeline': []}))
+    assert 'Timeline' not in out['md'] and 'Timeline' not in out['html']
+
+
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match='kind'):
         render(build_report('daily', STARTED, FINISHED, {}), 'txt')
