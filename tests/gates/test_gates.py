@@ -41,7 +41,13 @@ def test_argument_specs_match_defaults():
             continue
         defaults = yaml.safe_load(defaults_file.read_text()) or {} if defaults_file.exists() else {}
         specs = yaml.safe_load(specs_file.read_text())["argument_specs"]
-        options = specs["main"].get("options", {})
+        # every entry point's options are role defaults; together they are all of them
+        options = set()
+        for entry, spec in specs.items():
+            extra = set(spec.get("options", {})) - set(defaults)
+            if extra:
+                problems.append("%s: entry point %s has options without a default: %s" % (role.name, entry, sorted(extra)))
+            options |= set(spec.get("options", {}))
         if set(options) != set(defaults):
             problems.append("%s: only in specs %s, only in defaults %s" % (
                 role.name, sorted(set(options) - set(defaults)), sorted(set(defaults) - set(options))))
