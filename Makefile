@@ -29,7 +29,7 @@ SYS_PYTHON := /usr/bin/python3
 REQ_HASH := $(shell (cat requirements.txt; $(SYS_PYTHON) -V 2>&1) | sha256sum | cut -c1-12)
 VENV_CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/dealerscope-ops/venv-$(REQ_HASH)
 
-$(VENV)/.stamp-$(REQ_HASH): requirements.txt
+$(VENV)/.stamp-$(REQ_HASH): requirements.txt | prereqs
 	@if [ -x $(VENV_CACHE)/bin/python ] && [ -f $(VENV_CACHE)/.complete ]; then \
 	  rm -rf $(VENV); ln -sfn $(VENV_CACHE) $(VENV); \
 	else \
@@ -65,14 +65,17 @@ lab: venv collection images ## Start the lab fleet from the provisioned images (
 
 lab-down: venv $(CONTAINERS_CONF) ## Remove the lab fleet and its state, nothing else
 	@lab/bin/webhook.sh stop
+	@LAB_S3_DIR=$(CURDIR)/.lab/s3 lab/bin/s3.sh stop
 	@$(BIN)/ansible-playbook lab/down.yml
 
 provision: lab ## Baseline + the DealerScope stack on hosts not provisioned yet; checks the stack is ready
 	@$(BIN)/ansible-playbook lab/provision.yml
 
-demo: provision ## Everything: venv, images, lab, stack, then the daily runbook
+demo: provision ## Everything: venv, images, lab, stack, object storage and a backup, then the daily runbook
 	@lab/bin/webhook.sh start
 	@$(BIN)/ansible-playbook dealerscope.ops.smoke
+	@$(BIN)/ansible-playbook lab/s3.yml
+	@$(BIN)/ansible-playbook dealerscope.ops.backup
 	@$(BIN)/ansible-playbook dealerscope.ops.daily
 	@lab/bin/demo-summary.sh
 
