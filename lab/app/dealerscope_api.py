@@ -101,21 +101,31 @@ def pool():
 
 
 def query(sql, params=()):
+    """Run a read-only query on a pooled connection. A pooled connection that PostgreSQL dropped (a restart, a
+    failover) fails with OperationalError/InterfaceError: it is closed and the query tried once more on a fresh one,
+    as a pool with a pre-ping does - so a database restart costs no request, while a database that is down still
+    fails it."""
     p = pool()
-    conn = p.getconn()
-    broken = False
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            cols = [c.name for c in cur.description]
-            rows = [dict(zip(cols, r)) for r in cur.fetchall()]
-        conn.rollback()
-        return rows
-    except psycopg2.Error:
-        broken = True
-        raise
-    finally:
-        p.putconn(conn, close=broken)
+    for attempt in (1, 2):
+        conn = p.getconn()
+        broken = False
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                cols = [c.name for c in cur.description]
+                rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+            conn.rollback()
+            return rows
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            broken = True
+            if attempt == 2:
+                raise
+        except psycopg2.Error:
+            broken = True
+            raise
+        finally:
+            p.putconn(conn, close=broken)
+    return []  # not reached
 
 
 class Handler(BaseHTTPRequestHandler):

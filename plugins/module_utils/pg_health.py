@@ -145,14 +145,6 @@ def evaluate(facts, pool_size=None, connections_limit_percent=80, connections_cr
     return checks
 
 
-def backup_check(newest_mtime, now, rpo_hours, pattern_text):
-    """Age of the newest backup against the RPO (readiness document: 1 h)."""
-    if newest_mtime is None:
-        return make_check('backup_age', 'critical', None, rpo_hours, 'no backup found (%s)' % pattern_text, alert='backup_stale', unit='h')
-    age_h = round((now - newest_mtime) / 3600.0, 2)
-    return threshold_check('backup_age', age_h, crit=rpo_hours, unit='h', alert='backup_stale', label='newest backup age (RPO)')
-
-
 def validate_options(params):
     """Every problem with the module's options, as messages naming the option(s); an empty list when they make sense."""
     problems = []
@@ -179,5 +171,4 @@ def validate_options(params):
     need(params['replication_lag_warn_s'] <= params['replication_lag_crit_s'],
          'replication_lag_warn_s (%s) must not be greater than replication_lag_crit_s (%s)'
          % (params['replication_lag_warn_s'], params['replication_lag_crit_s']))
-    need(math.isfinite(params['rpo_hours']) and params['rpo_hours'] > 0, 'rpo_hours must be greater than 0, got %s' % params['rpo_hours'])
     return problems

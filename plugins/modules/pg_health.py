@@ -9,13 +9,14 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: pg_health
-short_description: PostgreSQL health for the daily runbook in one call - connections, query time, replication, size, backup age
+short_description: PostgreSQL health for the daily runbook in one call - connections, query time, replication, size
 version_added: 0.1.0
 author: DealerScope Ops (@dealerscope)
 description:
   - Runs one C(psql) session as the PostgreSQL superuser on the database host and returns checks for connections in use
     against the pool, the mean query time from C(pg_stat_statements), replication (streaming standbys on a primary, replay
-    backlog on a standby), the database size, and the age of the newest backup file against the RPO.
+    backlog on a standby) and the database size.
+  - It does not judge backups; the daily runbook does that with M(dealerscope.ops.backup_catalog), from the pgBackRest catalog.
   - Every check follows the C(ops_checks) contract - name, status (ok, warning, critical), value, threshold, unit, message, alert.
   - The module only reads; it never changes anything.
   - C(psql) prints one JSON object per fact, so any value (a standby's C(application_name) with C(|), quotes or spaces) is read as it is.
@@ -68,17 +69,6 @@ options:
     description: Standby replay lag at which the check is critical (default the RPO, one hour).
     type: int
     default: 3600
-  backup_paths:
-    description:
-      - Glob patterns of backup files; the newest match counts as the latest successful backup.
-      - Empty skips the backup check (e.g. on a standby).
-    type: list
-    elements: str
-    default: []
-  rpo_hours:
-    description: Recovery point objective; a newest backup older than this is critical (C(backup_stale)).
-    type: float
-    default: 1
 attributes:
   check_mode:
     support: full
@@ -101,8 +91,6 @@ EXAMPLES = r"""
     connections_limit_percent: "{{ ops_limit_db_connections_percent }}"
     query_mean_limit_ms: "{{ ops_sla_db_query_avg_ms }}"
     expect_standbys: "{{ groups['db_standby'] | length }}"
-    backup_paths: [/var/backups/dealerscope/*.dump]
-    rpo_hours: "{{ ops_dr_rpo_hours }}"
   register: db_health
 """
 
@@ -140,10 +128,6 @@ postgres:
       type: list
       elements: dict
       returned: always
-    newest_backup:
-      description: Path of the newest backup file, if any.
-      type: str
-      returned: when O(backup_paths) is set
     psql_errors:
       description: Errors psql printed for probe statements that could not run (e.g. a missing extension).
       type: list
@@ -156,13 +140,12 @@ postgres:
   sample: {"max_connections": 100, "connections": 4, "in_recovery": false, "mean_query_ms": 0.8, "replicas": [], "elapsed_ms": 45.1}
 """
 
-import glob
 import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dealerscope.ops.plugins.module_utils.ops_checks import make_check
-from ansible_collections.dealerscope.ops.plugins.module_utils.pg_health import backup_check, evaluate, parse, psql_args, validate_options
+from ansible_collections.dealerscope.ops.plugins.module_utils.pg_health import evaluate, parse, psql_args, validate_options
 
 
 def main():
@@ -179,8 +162,6 @@ def main():
             expect_standbys=dict(type='int', default=0),
             replication_lag_warn_s=dict(type='int', default=60),
             replication_lag_crit_s=dict(type='int', default=3600),
-            backup_paths=dict(type='list', elements='str', default=[]),
-            rpo_hours=dict(type='float', default=1),
         ),
         supports_check_mode=True,
     )
@@ -205,17 +186,6 @@ def main():
             connections_crit_percent=p['connections_crit_percent'], query_mean_limit_ms=p['query_mean_limit_ms'],
             query_mean_crit_factor=p['query_mean_crit_factor'], expect_standbys=p['expect_standbys'],
             lag_warn_s=p['replication_lag_warn_s'], lag_crit_s=p['replication_lag_crit_s'])
-    if p['backup_paths']:
-        mtimes = {}
-        for path in (f for pattern in p['backup_paths'] for f in glob.glob(pattern)):
-            try:
-                if os.path.isfile(path):
-                    mtimes[path] = os.path.getmtime(path)
-            except OSError:  # removed between the glob and the stat (a backup rotation running now)
-                continue
-        newest = max(mtimes, key=mtimes.get) if mtimes else None
-        facts['newest_backup'] = newest
-        checks.append(backup_check(mtimes[newest] if newest else None, time.time(), p['rpo_hours'], ', '.join(p['backup_paths'])))
     facts['elapsed_ms'] = round((time.monotonic() - started) * 1000, 1)
     module.exit_json(changed=False, checks=checks, postgres=facts)
 

@@ -26,3 +26,14 @@ def run(inventory, playbook, extra_vars, args=()):
 
 def contacted(output):
     return "UNREACHABLE" in output or "unreachable=1" in output
+
+
+def assert_refused_before_contact(result, needle, secrets=()):
+    """The run failed, its output says `needle`, no host was contacted and no secret was shown."""
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert needle in output, output[-3000:]
+    assert not contacted(output), output[-3000:]
+    for secret in secrets:
+        assert secret not in output, "a secret is shown"
+    return output

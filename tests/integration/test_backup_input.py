@@ -6,7 +6,7 @@ import sys
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from helpers.preflight import closed_port_inventory, contacted, run  # noqa: E402  pylint: disable=wrong-import-position
+from helpers.preflight import assert_refused_before_contact, closed_port_inventory, contacted, run  # noqa: E402  pylint: disable=wrong-import-position
 
 REGION = {"name": "eu-west", "endpoint": "s3.eu-west-1.amazonaws.com", "bucket": "ds-backups-eu-west", "region": "eu-west-1"}
 GOOD = {"backup_regions": [REGION, dict(REGION, name="us-east", region="us-east-1", bucket="ds-backups-us-east")],
@@ -53,12 +53,7 @@ def region(**changes):
 ])
 def test_bad_input_is_refused_before_any_host_is_contacted(inventory, extra, needle):
     result = run_backup(inventory, extra)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert needle in output, output[-3000:]
-    assert not contacted(output), output[-3000:]
-    for secret in ("sekrit-value-never-shown", "cipher-pass-never-shown"):
-        assert secret not in output
+    assert_refused_before_contact(result, needle, secrets=("sekrit-value-never-shown", "cipher-pass-never-shown"))
 
 
 def test_good_input_goes_on_to_the_hosts(inventory):

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from helpers.preflight import closed_port_inventory, contacted, run  # noqa: E402  pylint: disable=wrong-import-position
+from helpers.preflight import assert_refused_before_contact, closed_port_inventory, contacted, run  # noqa: E402  pylint: disable=wrong-import-position
 
 RUNNER = """        ops_runners:
           hosts:
@@ -50,10 +50,7 @@ def test_bad_input_is_refused_before_the_runner_host_is_contacted(workspace, ext
     base = workspace[0]
     extra = {key: value.replace("{base}", str(base)) if isinstance(value, str) else value for key, value in extra.items()}
     result = run_schedule(workspace, extra)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert needle in output, output[-3000:]
-    assert not contacted(output), output[-3000:]
+    assert_refused_before_contact(result, needle)
 
 
 def test_a_channel_url_is_never_shown_when_refused(workspace):

@@ -32,7 +32,8 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
-ROLES = ("baseline", "daily", "patching", "runbook_end", "firewall", "tls", "deploy", "rollback", "backup")
+# Every role (a new role's boolean options are covered the day it lands).
+ROLES = tuple(sorted(path.name for path in (ROOT / "roles").iterdir() if (path / "meta" / "argument_specs.yml").is_file()))
 VALUES = ("true", "false")
 FREEZE = {"patching_freeze": [{"start": "2000-01-01", "end": "2999-12-31", "reason": "string-boolean test freeze"}]}
 REASON = "string-boolean test override"
@@ -57,6 +58,8 @@ SCENARIO_COVERED = {
     "backup_timers": "molecule/backup_faults/tests/test_backup_faults.py",
     "backup_expire": "molecule/backup_retention/tests/test_backup_retention.py",
     "schedule_remove_unlisted": "molecule/schedule/tests/test_schedule.py",
+    "dr_drill_writer": "molecule/dr_drill/tests/test_dr_drill.py",
+    "daily_backup_catalog": "molecule/dr/tests/test_dr_daily_backup_check.py",
 }
 
 
@@ -790,6 +793,15 @@ def test_a_switch_that_is_not_a_boolean_is_refused(role, name, runs):
         inventory.write_text(yaml.safe_dump({"all": {"children": {"db_primary": {"hosts": {
             "ghostdb1": {"ansible_host": "127.0.0.1", "ansible_port": 1, "ansible_user": "root"}}}}}}))
         run = playbook("dealerscope.ops.backup", inventory, ["%s=maybe" % name, {"backup_report_dir": str(runs.tmp / "backup-maybe")}])
+        assert "UNREACHABLE" not in run.messages()
+    elif role in ("dr", "schedule"):
+        # ghost hosts (closed port): the entry point's argument validation refuses before any host is contacted
+        inventory = runs.tmp / "ghost-fleet.yml"
+        ghost = {"ansible_host": "127.0.0.1", "ansible_port": 1, "ansible_user": "root"}
+        inventory.write_text(yaml.safe_dump({"all": {"children": {group: {"hosts": {host: ghost}} for group, host in (
+            ("db_primary", "ghostdb1"), ("db_standby", "ghostdb2"), ("app", "ghostapp1"), ("ops_runners", "ghostrunner1"))}}}))
+        runbook = {"dr": "dealerscope.ops.dr_drill", "schedule": "dealerscope.ops.schedule"}[role]
+        run = playbook(runbook, inventory, ["%s=maybe" % name, {"dr_report_dir": str(runs.tmp / "dr-maybe")}])
         assert "UNREACHABLE" not in run.messages()
     elif role == "runbook_end":
         run = playbook(str(runs.ending_play), runs.local, ["%s=maybe" % name, {"runbook_end_report_dir": str(runs.tmp / "ending-maybe")}])

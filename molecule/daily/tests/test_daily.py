@@ -32,7 +32,7 @@ def test_healthy_fleet_is_all_ok():
         names = checks_by(report, host)
         assert names["service:dealerscope-api.service"]["status"] == "ok"
         assert names["listening:8000"]["status"] == "ok"
-    assert checks_by(report, "db1")["backup_age"]["status"] == "ok"
+    assert report["meta"]["backup_catalog"] is False  # no backups here: molecule/dr proves the backup rows
     assert checks_by(report, "db1")["replication_lag"]["status"] == "ok"
 
 

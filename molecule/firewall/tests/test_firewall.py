@@ -219,7 +219,8 @@ def test_repeated_ssh_failures_ban_the_source_and_the_ban_expires():
     assert connects("app1", "db1", 22), "the ban did not expire"
     # ... and after it: the daily runbook's report shows the ban since its previous run on db1, none banned now.
     result = run_playbook("dealerscope.ops.daily", "--limit", "db1",
-                          extra_vars={"daily_report_dir": str(EPHEMERAL / "reports"), "daily_notify_channels": [], "daily_fail2ban": "required"})
+                          extra_vars={"daily_report_dir": str(EPHEMERAL / "reports"), "daily_notify_channels": [], "daily_fail2ban": "required",
+                                      "daily_backup_catalog": "false"})  # no backups in this scenario
     assert (EPHEMERAL / "reports" / "daily" / "latest" / "report.json").exists(), result.stdout[-3000:] + result.stderr[-2000:]
     report, _base = latest_report("daily")
     check = checks_by(report, "db1")["intrusion_bans"]

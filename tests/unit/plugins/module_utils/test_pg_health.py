@@ -154,15 +154,6 @@ def test_no_answer_means_critical_connections():
     assert check['status'] == 'critical' and check['alert'] == 'service_down'
 
 
-def test_backup_age_against_rpo():
-    now = 1_000_000.0
-    assert pg_health.backup_check(now - 1800, now, 1, '*.dump')['status'] == 'ok'
-    stale = pg_health.backup_check(now - 3 * 3600, now, 1, '*.dump')
-    assert stale['status'] == 'critical' and stale['alert'] == 'backup_stale' and stale['value'] == 3.0
-    missing = pg_health.backup_check(None, now, 1, '/var/backups/*.dump')
-    assert missing['status'] == 'critical' and '/var/backups/*.dump' in missing['message']
-
-
 @given(st.integers(min_value=0, max_value=10000), st.integers(min_value=1, max_value=10000))
 def test_connection_percent_status_is_monotone(used, pool):
     facts = {'max_connections': pool, 'connections': used, 'in_recovery': True}

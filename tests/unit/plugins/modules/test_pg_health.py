@@ -55,29 +55,25 @@ def run_module(monkeypatch, args, stdout, stderr='', rc=0):
     return exc.value.args[0], calls
 
 
-def test_healthy_primary_with_fresh_backup(monkeypatch, tmp_path):
-    backup = tmp_path / 'db.dump'
-    backup.write_text('x')
+def test_healthy_primary(monkeypatch):
     out = rows(MAX, {'key': 'connections', 'value': 3}, {'key': 'in_recovery', 'value': False}, {'key': 'db_size', 'value': 1048576},
                {'key': 'statements', 'calls': 10, 'total_ms': 20},
                {'key': 'replica', 'name': 's', 'client_addr': '10.0.0.2', 'state': 'streaming', 'replay_lag_s': 0, 'lag_bytes': 0})
-    result, calls = run_module(monkeypatch, {'database': 'dealerscope', 'expect_standbys': 1, 'backup_paths': [str(tmp_path / '*.dump')]}, out)
+    result, calls = run_module(monkeypatch, {'database': 'dealerscope', 'expect_standbys': 1}, out)
     assert result['failed'] is False and result['changed'] is False
     assert {c['status'] for c in result['checks']} == {'ok'}
-    assert result['postgres']['newest_backup'] == str(backup)
+    assert [c['name'] for c in result['checks']] == ['db_connections', 'db_query_mean_ms', 'replication_lag', 'db_size']
     assert len(calls) == 1, 'one psql session per run'
     if os.geteuid() == 0:
         assert calls[0][:4] == ['/usr/bin/runuser', '-u', 'postgres', '--']
 
 
-def test_stale_backup_is_critical(monkeypatch, tmp_path):
-    backup = tmp_path / 'db.dump'
-    backup.write_text('x')
-    os.utime(backup, (1, 1))
-    result, dummy = run_module(monkeypatch, {'backup_paths': [str(tmp_path / '*.dump')], 'rpo_hours': 1},
-                               rows(MAX, {'key': 'connections', 'value': 3}, {'key': 'in_recovery', 'value': True}))
-    check = [c for c in result['checks'] if c['name'] == 'backup_age'][0]
-    assert check['status'] == 'critical' and check['alert'] == 'backup_stale'
+def test_backup_paths_is_no_longer_an_option(monkeypatch):
+    """Backups are judged by backup_catalog from the pgBackRest catalog, never by a file's mtime here."""
+    result, calls = run_module(monkeypatch, {'backup_paths': ['/var/backups/dealerscope/*.dump']}, rows(MAX))
+    assert result['failed'] is True
+    assert 'Unsupported parameters' in result['msg'] and 'backup_paths' in result['msg']
+    assert calls == []
 
 
 def test_server_down_is_one_critical_check(monkeypatch):
@@ -123,13 +119,13 @@ def test_standby_application_name_with_pipes_is_reported_not_a_traceback(monkeyp
     ({'query_mean_limit_ms': '-100'}, ['query_mean_limit_ms must be greater than 0, got -100']),
     ({'query_mean_crit_factor': 0.5}, ['query_mean_crit_factor must be at least 1']),
     ({'expect_standbys': -1}, ['expect_standbys must not be negative, got -1']),
-    ({'rpo_hours': 0}, ['rpo_hours must be greater than 0, got 0']),
     ({'pool_size': -5}, ['pool_size must not be negative']),
     ({'port': 70000}, ['port must be between 1 and 65535, got 70000']),
     ({'database': ''}, ['database must not be empty']),
-    ({'connections_limit_percent': 101, 'rpo_hours': -1}, ['connections_limit_percent must be a percentage between 0 and 100, got 101',
-                                                           'connections_limit_percent (101) must not be greater than connections_crit_percent (95)',
-                                                           'rpo_hours must be greater than 0, got -1.0']),
+    ({'connections_limit_percent': 101, 'replication_lag_warn_s': -1},
+     ['connections_limit_percent must be a percentage between 0 and 100, got 101',
+      'connections_limit_percent (101) must not be greater than connections_crit_percent (95)',
+      'replication_lag_warn_s must not be negative, got -1']),
 ])
 def test_nonsense_options_fail_naming_them_before_psql_runs(monkeypatch, args, needles):
     result, calls = run_module(monkeypatch, args, rows(MAX))
