@@ -43,7 +43,8 @@ def drill(extra):
     (restore({"backup_s3_key_secret": ""}), "backup_s3_key_secret is empty"),
     (drill({"dr_drill_target": "ghostdb1"}),
      'dr_drill_target is "ghostdb1" - the primary itself - a drill never restores over the primary it simulates losing'),
-    (drill({"dr_drill_confirm": ""}), 'dr_drill_confirm is "" - the drill kills PostgreSQL on ghostdb1 - outside the lab confirm it with -e dr_drill_confirm=ghostdb1'),
+    (drill({"dr_drill_confirm": ""}),
+     'dr_drill_confirm is "" - the drill kills PostgreSQL on ghostdb1 - outside the lab confirm it with -e dr_drill_confirm=ghostdb1'),
     (drill({"dr_drill_confirm": "db1"}), 'dr_drill_confirm is "db1" - the drill kills PostgreSQL on ghostdb1'),
     # choices are refused by the entry point's argument spec (before the preflight, on the controller too)
     (drill({"dr_drill_finish": "abandon"}), "value of dr_drill_finish must be one of: failback, leave, got: abandon"),
