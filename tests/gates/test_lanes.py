@@ -21,7 +21,8 @@ import pytest
 def test_lane(i):
     time.sleep(0.2)
     with open(os.environ["LANES_LOG"], "a", encoding="utf-8") as log:
-        log.write("%s %s\\n" % (__name__.rsplit(".", 1)[-1], os.environ["PYTEST_XDIST_WORKER"]))
+        log.write("%s %s %d\\n" % (__name__.rsplit(".", 1)[-1], os.environ["PYTEST_XDIST_WORKER"],
+                                   os.getpriority(os.PRIO_PROCESS, 0)))
 """
 
 
@@ -37,10 +38,15 @@ def test_podman_modules_share_one_lane_and_the_rest_runs_beside_them(tmp_path):
                              "--no-loadscope-reorder", "tests"], cwd=tree, env={"LANES_LOG": str(log), "PATH": "/usr/bin:/bin"},
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    lanes = {}
+    lanes, niceness = {}, {}
     for line in log.read_text().splitlines():
-        module, worker = line.split()
+        module, worker, nice = line.split()
         lanes.setdefault(module, set()).add(worker)
+        niceness.setdefault(module, set()).add(int(nice))
     assert lanes["test_molecule"] == lanes["test_lab"] and len(lanes["test_molecule"]) == 1, lanes
     others = lanes["test_other"] | lanes["test_more"]
     assert others - lanes["test_molecule"], "nothing ran beside the podman lane: %s" % lanes
+    # The podman lane runs at niceness 0, the other at OTHER_LANE_NICENESS (as root, CI's case: lowering it back
+    # needs root, and the podman lane's worker also runs the other lane's tests after the scenarios).
+    assert niceness["test_molecule"] == niceness["test_lab"] == {0}, niceness
+    assert niceness["test_other"] == niceness["test_more"] == {10}, niceness
