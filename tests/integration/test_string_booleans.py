@@ -251,6 +251,15 @@ class Runs(object):
             return run
         return self.once(("daily", value), start)
 
+    def controller(self, value):
+        """The controller playbook against the loopback HTTPS server (self-signed): the awx.awx modules either refuse its
+        certificate or get past TLS to a server that is no controller."""
+        extra = [{"controller_host": self.tls_url.rstrip("/"), "controller_oauthtoken": "string-boolean-test-token",
+                  "controller_project_scm_url": "https://git.example.com/ops.git", "controller_inventory": "I",
+                  "controller_credential_names": {"machine": "M", "notifications": "N", "s3": "S"}},
+                 "controller_validate_certs=%s" % value]
+        return self.once(("controller", value), lambda: playbook("dealerscope.ops.controller", self.local, extra))
+
     def patch(self, name, *extra):
         """The patch playbook against the closed-port inventory; a fresh report directory per run."""
         def start():
@@ -428,6 +437,18 @@ def _controller_outside_mgmt(value, runs):
         return True
     assert "would lock Ansible out" in run.messages(), run.messages()[-3000:]
     return False
+
+
+@behaviour("controller_validate_certs", "roles/controller/vars/main.yml", "roles/controller/tasks/preflight.yml")
+def _controller_validate_certs(value, runs):
+    run = runs.controller(value)
+    assert run.rc != 0, run.text()[-3000:]  # the loopback server is not a controller either way
+    failed = [r for r in run.results("Apply - credential types") if r.get("failed") and "item" in r]
+    assert failed, run.text()[-3000:]
+    refused = "CERTIFICATE_VERIFY_FAILED" in failed[0]["msg"] or "certificate verify failed" in failed[0]["msg"]
+    if not refused:
+        assert "parse the response json" in failed[0]["msg"], failed[0]["msg"]  # past TLS, to a server that is no controller
+    return refused
 
 
 @behaviour("firewall_mgmt_ssh", "roles/firewall/tasks/preflight.yml", "roles/firewall/tasks/policy.yml")
@@ -803,6 +824,10 @@ def test_a_switch_that_is_not_a_boolean_is_refused(role, name, runs):
         runbook = {"dr": "dealerscope.ops.dr_drill", "schedule": "dealerscope.ops.schedule"}[role]
         run = playbook(runbook, inventory, ["%s=maybe" % name, {"dr_report_dir": str(runs.tmp / "dr-maybe")}])
         assert "UNREACHABLE" not in run.messages()
+    elif role == "controller":
+        # argument validation refuses before the controller (none here) is contacted
+        run = playbook("dealerscope.ops.controller", runs.local, ["%s=maybe" % name, {"controller_host": "https://127.0.0.1:9"}])
+        assert not list(run.results("Apply - ")), "the controller was contacted"
     elif role == "runbook_end":
         run = playbook(str(runs.ending_play), runs.local, ["%s=maybe" % name, {"runbook_end_report_dir": str(runs.tmp / "ending-maybe")}])
         assert not (runs.tmp / "ending-maybe").exists()
