@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: backup_retention
 short_description: Decide which backups of a pgBackRest catalog to keep and which to expire (grandfather-father-son)
-version_added: 0.2.0
+version_added: 0.1.0
 author: DealerScope Ops (@dealerscope)
 description:
   - Applies the readiness document's backup retention to the backups of one repository (one stanza in one region) and

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: deploy_canary_steps
 short_description: Validate canary traffic steps and turn them into nginx upstream weights
-version_added: 0.2.0
+version_added: 0.1.0
 author: DealerScope Ops (@dealerscope)
 description:
   - Checks the canary traffic steps of a blue/green deploy (C(deploy_canary_steps)), the percentage of requests the new

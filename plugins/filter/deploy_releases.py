@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: deploy_releases
 short_description: Order the deployed releases, pick the rollback target and the releases to prune
-version_added: 0.2.0
+version_added: 0.1.0
 author: DealerScope Ops (@dealerscope)
 description:
   - Plans the release housekeeping of a blue/green deploy with C(releases/<name>) directories and an atomic C(current)

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: deploy_traffic
 short_description: Tell from a load balancer pool which colour of a blue/green deploy serves, and plan the weights of a traffic move
-version_added: 0.2.0
+version_added: 0.1.0
 author: DealerScope Ops (@dealerscope)
 description:
   - Given the members of the load balancer's pool (RV(dealerscope.ops.lb_pool#module:members) of

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: patch_batches
 short_description: Plan the batches of a rolling patch run from group order, batch size, canary and pool limits
-version_added: 0.2.0
+version_added: 0.1.0
 author: DealerScope Ops (@dealerscope)
 description:
   - Orders the hosts to patch group by group (O(order)), puts an optional canary alone in the first batch, and cuts the rest into

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: patch_db_checks
 short_description: Judge the PostgreSQL clusters of a host before and after patching it
-version_added: 0.2.0
+version_added: 0.1.0
 author: DealerScope Ops (@dealerscope)
 description:
   - Turns the output of the patching role's database probe (C(roles/patching/files/db_probe.sh), run on a database host) into check

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: patch_results
 short_description: Turn what a patching run recorded on every host into report checks
-version_added: 0.2.0
+version_added: 0.1.0
 author: DealerScope Ops (@dealerscope)
 description:
   - Reads, for each target of a patching run, the plan (the registered M(dealerscope.ops.apt_patch) result

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: patch_traffic
 short_description: Find the batches of a patching plan that take every load balancer out at once
-version_added: 0.2.0
+version_added: 0.1.0
 author: DealerScope Ops (@dealerscope)
 description:
   - All traffic goes through the load balancers (the role's C(patching_lb_hosts)). A batch that holds every one of them - the only one,

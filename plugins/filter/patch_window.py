@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: patch_window
 short_description: Decide whether patching may run now, from maintenance windows, change freezes and an override
-version_added: 0.2.0
+version_added: 0.1.0
 author: DealerScope Ops (@dealerscope)
 description:
   - Validates the patching schedule (O(windows), O(timezone), O(freezes)) and says whether patching is allowed at the time

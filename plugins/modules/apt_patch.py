@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: apt_patch
 short_description: Plan and apply OS package updates on Debian hosts, restart what they touched, report reboot need
-version_added: 0.2.0
+version_added: 0.1.0
 author: DealerScope Ops (@dealerscope)
 description:
   - One execution per host for one step of a patch run. With O(state=plan) it only reports what an upgrade would do

@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: backup_catalog
 short_description: Read and judge the pgBackRest backups of every region and the WAL archive of the PostgreSQL primary in one call
-version_added: 0.2.0
+version_added: 0.1.0
 author: DealerScope Ops (@dealerscope)
 description:
   - "Runs on the PostgreSQL primary as the C(postgres) user. One C(pgbackrest --stanza=<stanza> --output=json info) reads

@@ -50,13 +50,13 @@ options:
     type: str
     choices: [auto, debian, none]
     default: auto
-    version_added: 0.2.0
+    version_added: 0.1.0
   postgresql_etc_dir:
     description:
       - Where the PostgreSQL clusters of a Debian host are configured (C(<dir>/<version>/<cluster>/postgresql.conf) and C(start.conf)).
     type: path
     default: /etc/postgresql
-    version_added: 0.2.0
+    version_added: 0.1.0
   memory_services:
     description:
       - systemd units whose memory is compared with O(service_memory_limit_mb) in check C(service_memory:<unit>)

@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: lb_pool
 short_description: Set the weights of every member of an nginx upstream in one edit (blue/green and canary traffic switches)
-version_added: 0.2.0
+version_added: 0.1.0
 author: DealerScope Ops (@dealerscope)
 description:
   - Moves traffic between the members of one nginx C(upstream) block, for example between the two colours of a blue/green

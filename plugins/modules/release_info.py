@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: release_info
 short_description: Read the releases of a blue/green application host in one pass - releases, bad marks, live and colour links
-version_added: 0.2.0
+version_added: 0.1.0
 author: DealerScope Ops (@dealerscope)
 description:
   - "Reads the layout M(dealerscope.ops.deploy)'s role keeps on an application host under O(base_dir):

@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: run_lock
 short_description: Take or release a lock on a managed host so that two runs of a runbook never overlap
-version_added: 0.2.0
+version_added: 0.1.0
 author: DealerScope Ops (@dealerscope)
 description:
   - A lock is a directory created with one C(mkdir) (atomic on a local file system) holding C(holder.json) - who holds it,

@@ -156,7 +156,7 @@ options:
     type: list
     elements: dict
     default: []
-    version_added: 0.2.0
+    version_added: 0.1.0
   fail_on:
     description: Rows whose status reaches this fail (the host, or for a row that is no host, the run); V(never) only reports.
     type: str

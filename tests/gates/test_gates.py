@@ -57,10 +57,59 @@ def test_argument_specs_match_defaults():
     assert not problems, "\n".join(problems)
 
 
+def _releases():
+    return set(((yaml.safe_load((ROOT / "changelogs" / "changelog.yaml").read_text()) or {}).get("releases") or {}))
+
+
+def _galaxy_version():
+    return yaml.safe_load((ROOT / "galaxy.yml").read_text())["version"]
+
+
 def test_changelog_fragments_are_valid():
     result = _run(["antsibull-changelog", "lint"])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert list((ROOT / "changelogs" / "fragments").glob("*.yml")), "no changelog fragment"
+    # Right after a release the fragments are in changelog.yaml; otherwise the unreleased changes have fragments.
+    assert list((ROOT / "changelogs" / "fragments").glob("*.yml")) or _galaxy_version() in _releases(), "no changelog fragment"
+
+
+def _versions_added(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "version_added":
+                yield str(value)
+            else:
+                yield from _versions_added(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _versions_added(value)
+
+
+def test_version_added_names_a_release_of_this_collection():
+    """Every version_added (plugins and their options) is a released version or the version being prepared
+    (galaxy.yml's); a plugin never claims a release it is not in."""
+    allowed = _releases() | {_galaxy_version()}
+    problems = []
+    for path in sorted((ROOT / "plugins").glob("*/*.py")):
+        match = re.search(r'^DOCUMENTATION = r?"""(.*?)^"""', path.read_text(), re.S | re.M)
+        if not match:
+            continue
+        for version in set(_versions_added(yaml.safe_load(match.group(1)))):
+            if version not in allowed:
+                problems.append("%s: version_added %s (releases %s, preparing %s)" % (
+                    path.relative_to(ROOT), version, sorted(_releases()), _galaxy_version()))
+    assert not problems, "\n".join(problems)
+
+
+def test_requires_ansible_is_the_floor_ci_proves():
+    """meta/runtime.yml's requires_ansible and the roles' min_ansible_version claim no older ansible-core than the one
+    the suite runs on (requirements.txt's pin, what CI installs)."""
+    pinned = re.search(r"^ansible-core==([0-9]+)\.([0-9]+)\.", (ROOT / "requirements.txt").read_text(), re.M)
+    floor = "%s.%s" % pinned.groups()
+    requires = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())["requires_ansible"]
+    assert re.match(r"^>=%s\.0(,|$)" % re.escape(floor), requires), "requires_ansible %s, but CI proves %s" % (requires, floor)
+    for meta in sorted((ROOT / "roles").glob("*/meta/main.yml")):
+        found = str(yaml.safe_load(meta.read_text())["galaxy_info"]["min_ansible_version"])
+        assert found == floor, "%s: min_ansible_version %s, but CI proves %s" % (meta.relative_to(ROOT), found, floor)
 
 
 # Changelog coverage: since the last release, every change to a role, plugin or playbook is named by a fragment
