@@ -22,7 +22,10 @@ routing key: channels are referred to by name and error texts are redacted.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
+import fcntl
 import http.client
 import json
 import os
@@ -302,6 +305,39 @@ def load_state(state_dir, warnings=None):
             if clean:
                 state['retry'][name] = clean
     return state
+
+
+LOCK_FILE = '.lock'
+LOCK_TIMEOUT_S = 300
+
+
+@contextlib.contextmanager
+def state_lock(state_dir, timeout_s=LOCK_TIMEOUT_S, sleep=time.sleep, clock=time.monotonic):
+    """Hold the notification state of ``state_dir`` for one run: an exclusive lock on ``<state_dir>/.lock``.
+
+    Two runs that overlap (two cron firings, two AWX jobs on a shared volume) would otherwise both read the ledger
+    before either wrote it, and both send the same page. The second run waits until the first has saved its state,
+    then plans from it. An OS lock (flock) dies with its process, so a killed run never leaves the ledger locked.
+    Raises NotifyError when the lock is not free within ``timeout_s`` - nothing is sent then.
+    """
+    ensure_state_dir(state_dir)
+    handle = os.open(os.path.join(state_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = clock() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                if clock() >= deadline:
+                    raise NotifyError('another run has held the notification state in %s for over %d s; nothing was sent '
+                                      '(the ledger must not be read while it is being written)' % (state_dir, timeout_s))
+                sleep(0.2)
+        yield
+    finally:
+        os.close(handle)  # closing the descriptor releases the lock
 
 
 def ensure_state_dir(state_dir):
@@ -791,6 +827,7 @@ BOUNDS = {
     'digest_daily_hours': (1, 24 * 7),
     'digest_weekly_days': (1, 31),
     'retry_max_hours': (1, 24 * 31),
+    'lock_timeout_s': (1, 3600),
 }
 
 DEFAULTS = {
@@ -803,6 +840,7 @@ DEFAULTS = {
     'flush': 'auto',
     'status_summary': '',
     'report_url': '',
+    'lock_timeout_s': LOCK_TIMEOUT_S,
 }
 
 
@@ -842,6 +880,18 @@ def notify_once(alerts, channels, state_dir, runbook, check_mode=False, severity
         raise ValueError('state_dir %s exists and is not a directory' % state_dir)
     if os.path.isdir(state_dir) and os.stat(state_dir).st_mode & 0o077:
         warnings.append('state_dir %s is accessible by group or others; it should be mode 0700' % state_dir)
+    if check_mode:  # reads only: the state files are replaced atomically, never seen half written
+        return _notify_locked(alerts, channels, state_dir, runbook, True, severity_map, None, params, warnings)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(state_lock(state_dir, timeout_s=params['lock_timeout_s']))
+        except OSError as exc:
+            raise NotifyError('cannot lock the notification state in %s: %s' % (state_dir, exc))
+        return _notify_locked(alerts, channels, state_dir, runbook, False, severity_map, sender, params, warnings)
+
+
+def _notify_locked(alerts, channels, state_dir, runbook, check_mode, severity_map, sender, params, warnings):
+    """notify_once's read - plan - deliver - save, under the state lock (or read-only in check mode)."""
     state = load_state(state_dir, warnings)
 
     plan = plan_run(alerts, channels, state, time.time(), severity_map=severity_map,

@@ -123,6 +123,15 @@ options:
       - It is dropped when older than this many hours, or when the channel is gone or no longer takes its severity (1 to 744).
     type: int
     default: 72
+  lock_timeout_s:
+    description:
+      - Runs that overlap on one O(state_dir) take turns - each holds an exclusive lock on C(<state_dir>/.lock) from reading
+        the state to saving it, so the later run plans from the earlier one's ledger and never sends the same alert again.
+      - Seconds to wait for that lock (1 to 3600); when it stays held, nothing is sent and the module fails. Check mode
+        reads without the lock.
+    type: int
+    default: 300
+    version_added: 0.2.0
   flush:
     description:
       - V(auto) flushes a digest queue when its last flush is older than its period.
@@ -183,7 +192,8 @@ notes:
     alerts of the other hosts count as recovered and are sent again when they come back.
   - Medium and low alerts are queued even when no team channel is configured, with a warning; they are flushed once
     a team channel exists.
-  - The module takes no lock; two runs must not use the same O(state_dir) at the same time.
+  - Two runs may use the same O(state_dir) at the same time (two cron firings, two AWX jobs on a shared volume); they take
+    turns (O(lock_timeout_s)).
   - See C(docs/notifications.md) in the collection for the routing table, the state files and channel setup.
 seealso:
   - name: Slack incoming webhooks
@@ -395,6 +405,7 @@ def main():
             digest_daily_hours=dict(type='int', default=24),
             digest_weekly_days=dict(type='int', default=7),
             retry_max_hours=dict(type='int', default=72),
+            lock_timeout_s=dict(type='int', default=300),
             flush=dict(type='str', choices=['auto', 'now', 'never'], default='auto'),
             status_summary=dict(type='str', default=''),
             runbook=dict(type='str', default='daily'),

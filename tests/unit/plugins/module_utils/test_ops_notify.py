@@ -10,7 +10,10 @@ import json
 import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -659,3 +662,64 @@ def test_receiver_records_lists_and_clears(receiver):
     with pytest.raises(urllib.error.HTTPError) as excinfo:
         urllib.request.urlopen(urllib.request.Request(receiver.url('/status/503/x'), data=b'{}', method='POST'), timeout=5)
     assert excinfo.value.code == 503
+
+
+# ---------------------------------------------------------------------------------------------
+# overlapping runs (two cron firings, two AWX jobs on one shared state volume)
+
+
+OVERLAPPING_RUN = """
+import json, sys, time
+from ansible_collections.dealerscope.ops.plugins.module_utils import ops_notify as n
+state_dir, url, out, start_at = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+channels = n.validate_channels([{'name': 'pager', 'kind': 'pager', 'url': url, 'severities': ['critical'],
+                                 'routing_key': 'rk-secret-1234'}])
+real = n.make_sender(timeout_s=5, retries=0, sleep=lambda _s: None)
+
+def slow(url, body):
+    time.sleep(0.6)  # the other run reads the ledger while this one is still delivering
+    return real(url, body)
+
+time.sleep(max(0.0, start_at - time.time()))
+alerts = [dict(host='app1', check='api_health', alert='service_down', status='critical', message='boom')]
+result, _warnings = n.notify_once(alerts, channels, state_dir, 'daily', sender=slow)
+with open(out, 'w', encoding='utf-8') as handle:
+    json.dump(result['sent'], handle)
+"""
+
+
+def test_overlapping_runs_page_once_the_second_waits_for_the_first_ledger(receiver, tmp_path):
+    """Two processes (two cron firings) start the same run at the same moment on one state directory."""
+    outs = [tmp_path / ('run%d.json' % i) for i in range(2)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    start_at = time.time() + 1.5
+    runs = [subprocess.Popen([sys.executable, '-c', OVERLAPPING_RUN, str(tmp_path / 'state'), receiver.url('/pager'), str(out),
+                              str(start_at)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for out in outs]
+    output = [process.communicate(timeout=60)[0] for process in runs]
+    assert [process.returncode for process in runs] == [0, 0], output
+    assert len(receiver.messages('/pager')) == 1, 'two overlapping runs paged twice: the ledger was read before it was written'
+    assert sorted(len(json.loads(out.read_text())) for out in outs) == [0, 1]
+    assert json.loads((tmp_path / 'state' / n.SENT_FILE).read_text()), 'the ledger lost the page'
+
+
+def test_a_held_state_lock_stops_the_run_before_anything_is_sent(receiver, tmp_path):
+    state_dir = tmp_path / 'state'
+    held = []
+    with n.state_lock(str(state_dir)):
+        with pytest.raises(n.NotifyError, match='another run has held the notification state'):
+            n.notify_once([alert('app1', 'api_health', 'service_down')], channels_for(receiver), str(state_dir), 'daily',
+                          sender=lambda url, body: held.append(url), lock_timeout_s=1)
+    assert held == [] and receiver.messages() == []
+    # released: the next run goes ahead
+    result, _warnings = n.notify_once([alert('app1', 'api_health', 'service_down')], channels_for(receiver), str(state_dir), 'daily',
+                                      sender=fast_sender())
+    assert len(result['sent']) >= 1
+    assert oct(os.stat(state_dir / n.LOCK_FILE).st_mode & 0o777) == '0o600'
+
+
+def test_check_mode_does_not_wait_for_the_lock(receiver, tmp_path):
+    state_dir = tmp_path / 'state'
+    with n.state_lock(str(state_dir)):
+        result, _warnings = n.notify_once([alert('app1', 'api_health', 'service_down')], channels_for(receiver), str(state_dir),
+                                          'daily', check_mode=True, lock_timeout_s=1)
+    assert result['sent'] and receiver.messages() == []  # predicted, not sent, and not refused for the held lock

@@ -96,7 +96,7 @@ def test_two_runs_second_suppresses_duplicates(harness):
         ('slack', 'digest', 'medium'), ('slack', 'summary', 'info')}
     assert first['queued'] == {'medium': 1, 'low': 0} and first['flushed'] == {'medium': 1, 'low': 0}
     assert first['checks'][0]['name'] == 'notify:delivery' and first['checks'][0]['status'] == 'ok'
-    assert sorted(os.listdir(harness.state_dir)) == ['digest-low.jsonl', 'digest-medium.jsonl', 'last-flush.json', 'retry.json', 'sent.json']
+    assert sorted(os.listdir(harness.state_dir)) == ['.lock', 'digest-low.jsonl', 'digest-medium.jsonl', 'last-flush.json', 'retry.json', 'sent.json']
     assert os.stat(harness.state_dir).st_mode & 0o777 == 0o700
 
     failed, second = harness.run(alerts=ALERTS, status_summary='1 critical, 2 warning')
@@ -172,7 +172,7 @@ def test_a_bug_fails_the_module_instead_of_a_retried_delivery_failure(harness, m
     assert result['msg'].startswith("ops_notify failed: internal error while delivering: AttributeError: 'NoneType' object has no attribute")
     assert 'failed_deliveries' not in result and 'checks' not in result
     assert SLACK_SECRET not in json.dumps(result) and 'T0SECRET' not in json.dumps(result)
-    assert not harness.state_dir.exists()  # nothing recorded: neither sent nor queued for a retry
+    assert not [p for p in harness.state_dir.iterdir() if p.name != '.lock']  # nothing recorded: neither sent nor queued for a retry
 
 
 def closed_url(path):
