@@ -63,6 +63,10 @@ stack-images: venv collection images ## Provisioned lab images (rebuilt only whe
 lab: venv collection images ## Start the lab fleet from the provisioned images (idempotent; dead hosts recreated)
 	@$(BIN)/ansible-playbook lab/up.yml
 
+LAB_HOSTS ?= 50
+lab-scale: lab ## Grow the lab to LAB_HOSTS hosts with lightweight fleet hosts (.lab/scale/hosts.yml), for scale benchmarks
+	@$(BIN)/ansible-playbook lab/scale.yml -e lab_hosts=$(LAB_HOSTS)
+
 lab-down: venv $(CONTAINERS_CONF) ## Remove the lab fleet and its state, nothing else
 	@lab/bin/webhook.sh stop
 	@LAB_S3_DIR=$(CURDIR)/.lab/s3 lab/bin/s3.sh stop
