@@ -12,10 +12,18 @@ import tempfile
 
 
 def ensure_private_dir(path):
-    """Create ``path`` with mode 0700 when missing; return True when it was created."""
+    """Create ``path`` with mode 0700 when missing; return True when it was created.
+
+    Two runs may create it at the same moment (two cron firings on one notification state directory): the one
+    that finds it made by the other goes on with it."""
     if os.path.isdir(path):
         return False
-    os.makedirs(path, mode=0o700)
+    try:
+        os.makedirs(path, mode=0o700)
+    except FileExistsError:
+        if os.path.isdir(path):
+            return False
+        raise
     os.chmod(path, 0o700)
     return True
 
