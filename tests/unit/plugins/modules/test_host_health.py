@@ -202,8 +202,14 @@ def test_no_units_no_show_call_and_check_mode(harness):
 
 
 def test_service_down_and_memory_not_measurable(harness):
+    # Not measurable on any machine: the module falls back to the unit's cgroup and main PID on the real system, so
+    # the cgroup is one no host has and the PID is above the kernel's largest (pid_max <= 2**22); PID 412 existed on
+    # CI's machine once and made the memory measurable.
     harness.outputs['show'] = (0, SHOW.replace('ActiveState=active\nSubState=running\n\nMainPID=44', 'ActiveState=failed\nSubState=failed\n\nMainPID=44')
-                               .replace('MemoryCurrent=104857600', 'MemoryCurrent=[not set]'), '')
+                               .replace('MemoryCurrent=104857600', 'MemoryCurrent=[not set]')
+                               .replace('MainPID=412', 'MainPID=%d' % (2 ** 22 + 1))
+                               .replace('ControlGroup=/system.slice/dealerscope-api.service',
+                                        'ControlGroup=/system.slice/dealerscope-absent-7f3c9e.service'), '')
     harness.outputs['list-units'] = (0, 'dealerscope-api.service loaded failed failed DealerScope API\n', '')
     failed, result = harness.run(services=['dealerscope-api.service'], memory_services=['dealerscope-api.service'])
     assert not failed
