@@ -88,12 +88,8 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import BOOLEANS_FALSE, BOOLEANS_TRUE
 
 from ansible_collections.dealerscope.ops.plugins.filter.controller_survey import controller_survey
-from ansible_collections.dealerscope.ops.plugins.plugin_utils.filter_values import describe as _describe, is_dict, is_list
-
-
-def describe(value):
-    """A value for an error message: a string as it was given, anything else with its type."""
-    return "'%s'" % value if isinstance(value, str) else _describe(value)
+from ansible_collections.dealerscope.ops.plugins.plugin_utils.filter_values import (
+    describe_given as describe, is_dict, is_list, unknown_keys)
 
 
 try:
@@ -187,9 +183,7 @@ def _templates(settings, argument_specs, playbooks, credential_names, common, pr
         if not is_dict(entry):
             problems.append('%s is %s; give a dict with key, name, playbook, role and questions' % (where, describe(entry)))
             continue
-        unknown = sorted(set(entry) - set(TEMPLATE_KEYS))
-        if unknown:
-            problems.append('%s: unknown key(s) %s; known: %s' % (where, ', '.join(map(str, unknown)), ', '.join(TEMPLATE_KEYS)))
+        unknown_keys(where, entry, TEMPLATE_KEYS, problems)
         key = entry.get('key')
         if not isinstance(key, str) or not KEY_RE.match(key):
             problems.append('%s: key is %s; give a short id of lower-case letters, digits and _, e.g. daily' % (where, describe(key)))
@@ -291,9 +285,7 @@ def _schedules(settings, targets, start, timezone, problems):
         if not is_dict(entry):
             problems.append('%s is %s; give a dict with name, runs, frequency and at' % (where, describe(entry)))
             continue
-        unknown = sorted(set(entry) - set(SCHEDULE_KEYS))
-        if unknown:
-            problems.append('%s: unknown key(s) %s; known: %s' % (where, ', '.join(map(str, unknown)), ', '.join(SCHEDULE_KEYS)))
+        unknown_keys(where, entry, SCHEDULE_KEYS, problems)
         name = entry.get('name')
         if not isinstance(name, str) or not name.strip() or name.strip() in names:
             problems.append('%s: name is %s; give each schedule a name of its own' % (where, describe(name)))

@@ -95,12 +95,8 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.dealerscope.ops.plugins.plugin_utils.filter_values import describe as _describe, is_dict, is_list
-
-
-def describe(value):
-    """A value for an error message: a string as it was given, anything else with its type."""
-    return "'%s'" % value if isinstance(value, str) else _describe(value)
+from ansible_collections.dealerscope.ops.plugins.plugin_utils.filter_values import (
+    describe_given as describe, is_dict, is_list, unknown_keys)
 
 
 QUESTION_KEYS = ('variable', 'question_name', 'required', 'min', 'max', 'default')
@@ -145,9 +141,7 @@ def _question(role, entry_point, options, index, question, problems):
     if not is_dict(question):
         problems.append('%s is %s; give a variable name or a dict with variable' % (where, describe(question)))
         return None
-    unknown = sorted(set(question) - set(QUESTION_KEYS))
-    if unknown:
-        problems.append('%s: unknown key(s) %s; known: %s' % (where, ', '.join(map(str, unknown)), ', '.join(QUESTION_KEYS)))
+    unknown_keys(where, question, QUESTION_KEYS, problems)
     variable = question.get('variable')
     if not isinstance(variable, str) or not variable:
         problems.append('%s has no variable; name one of the options of %s (%s)' % (where, role, entry_point))

@@ -27,3 +27,16 @@ def is_dict(value):
 def describe(value):
     """``value`` for an error message: its type name and repr, e.g. ``str 'x'`` or ``int 3``."""
     return '%s %r' % (type(value).__name__, value)
+
+
+def describe_given(value):
+    """``value`` for an error message: a string as it was given (``'x'``; Ansible's tagged strings included), anything
+    else with its type."""
+    return "'%s'" % value if isinstance(value, str) else describe(value)
+
+
+def unknown_keys(where, entry, known, problems):
+    """Add to ``problems`` the keys of the dict ``entry`` outside ``known`` (a typo would be silently ignored)."""
+    unknown = sorted(set(entry) - set(known))
+    if unknown:
+        problems.append('%s: unknown key(s) %s; known: %s' % (where, ', '.join(map(str, unknown)), ', '.join(known)))
