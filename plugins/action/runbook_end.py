@@ -12,6 +12,7 @@ the verdict per host. Documentation: plugins/modules/runbook_end.py.
 
 from __future__ import annotations
 
+import datetime
 import os
 import posixpath
 import re
@@ -20,7 +21,7 @@ import urllib.parse
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible_collections.dealerscope.ops.plugins.module_utils import ops_notify, ops_report
-from ansible_collections.dealerscope.ops.plugins.plugin_utils import report_render, report_schema
+from ansible_collections.dealerscope.ops.plugins.plugin_utils import report_render, report_schema, report_slices
 
 DELIVERY_ROW = 'alert delivery'
 SEVERITIES = list(ops_notify.SEVERITIES)
@@ -57,6 +58,9 @@ ARGUMENT_SPEC = dict(
     events=dict(type='list', elements='dict', default=[]),
     fail_on=dict(type='str', choices=list(ops_report.FAIL_ON), default='critical'),
     stats=dict(type='dict', default={}),
+    slices=dict(type='int', default=1),
+    slice_run=dict(type='str', default=''),
+    slice_stale_hours=dict(type='int', default=6),
     validate_only=dict(type='bool', default=False),
 )
 
@@ -66,6 +70,8 @@ JOB_VARS = (('id', ('awx_job_id', 'tower_job_id')),
             ('launched_by', ('awx_user_name', 'tower_user_name')),
             ('workflow_job_id', ('awx_workflow_job_id', 'tower_workflow_job_id')),
             ('schedule', ('awx_schedule_name', 'tower_schedule_name')))
+# What the slices of one AWX sliced job share: the workflow job AWX runs them in.
+SLICE_RUN_VARS = ('awx_workflow_job_id', 'tower_workflow_job_id')
 
 
 def job_meta(task_vars):
@@ -86,6 +92,26 @@ def report_link(base_url, paths, report_dir):
         return paths['html']
     relative = os.path.relpath(paths['html'], report_dir).replace(os.sep, '/')
     return base_url.rstrip('/') + '/' + urllib.parse.quote(posixpath.normpath(relative))
+
+
+def slice_run(args, task_vars):
+    """The id the slices of one sliced run share (``slice_run``, else AWX's workflow job), or None when not sliced."""
+    if args['slices'] < 1:
+        raise AnsibleActionFail('slices must be at least 1, got %d' % args['slices'])
+    if args['slice_stale_hours'] < 1:
+        raise AnsibleActionFail('slice_stale_hours must be at least 1, got %d' % args['slice_stale_hours'])
+    if args['slices'] == 1:
+        return None
+    run = args['slice_run'] or next((str(task_vars[name]) for name in SLICE_RUN_VARS if task_vars.get(name) not in (None, '')), '')
+    if not run:
+        raise AnsibleActionFail(
+            'slices is %d but this run has no sliced-run id: AWX gives the slices of a sliced job one workflow job '
+            '(awx_workflow_job_id); elsewhere set runbook_end_slice_run to one id all %d slices share, and new for '
+            'every run' % (args['slices'], args['slices']))
+    try:
+        return report_slices.check_run_id(run)
+    except ValueError as exc:
+        raise AnsibleActionFail(str(exc))
 
 
 def default_summary(runbook, report):
@@ -185,6 +211,7 @@ class ActionModule(ActionBase):
         if not re.match(ops_report.RUNBOOK_PATTERN, runbook):
             raise AnsibleActionFail('runbook %r is not a name (letters, digits, _, ., - ; it names a directory)' % runbook)
         report_dir = os.path.realpath(args['report_dir'])
+        run = slice_run(args, task_vars)
         if args['validate_only']:
             return self._validate_only(result, args, report_dir)
         if not args['started_at']:
@@ -194,26 +221,46 @@ class ActionModule(ActionBase):
         if job:
             meta['job'] = job
         play_hosts = list(task_vars.get('ansible_play_hosts_all') or [])
+        write = not check_mode or args['write_in_check_mode']
+        inputs = dict(started_at=args['started_at'], hosts=dict(args['hosts']), failed=dict(args['failed']),
+                      unreachable=list(args['unreachable']), meta=meta, events=list(args['events']),
+                      delivery_checks=list(args['delivery_checks']))
+
+        # 0. A slice of a sliced run records its results; the slice that completes the set merges them and goes on
+        #    as the whole run (one report, one set of alerts). The others end here with their own hosts' verdict.
+        slice_state = None
+        if run:
+            own = self._checked_report(runbook, inputs, args['report_templates'])
+            if not check_mode:  # check mode records nothing: each slice predicts for its own hosts
+                slice_state, parts = self._record_slice(runbook, run, args['slices'], report_dir, play_hosts, job, inputs)
+                if not slice_state['merged']:
+                    return self._partial(result, args, runbook, own, slice_state, play_hosts, report_dir)
+                inputs = report_slices.merge_parts(parts)
+                play_hosts = sorted(set(play_hosts) | set(inputs.pop('play_hosts')))
+                jobs = inputs.pop('jobs')
+                inputs['meta'].pop('job', None)
+                if job:
+                    inputs['meta']['job'] = job
+                inputs['meta']['slices'] = dict(run=run, count=args['slices'], jobs=[entry.get('id') for entry in jobs if entry.get('id')])
+
+        # A sliced run that never completed (a slice died before its ending) is a failed row of this run.
+        stale = self._stale_slices(report_dir, runbook, run, args['slice_stale_hours'])
+        for stale_run, dummy, stale_parts in stale:
+            inputs['hosts']['sliced run %s' % stale_run] = [report_slices.stale_check(stale_run, stale_parts)]
 
         # 1. The report as it stands before any notification; rendered once so that a broken template or an
         #    invalid input fails here, before anyone is notified and before anything is written.
-        try:
-            first = ops_report.build_report(runbook, args['started_at'], None, args['hosts'], unreachable=args['unreachable'],
-                                            failed=args['failed'], meta=meta)
-        except ValueError as exc:
-            raise AnsibleActionFail('invalid input: %s' % exc)
-        self._validated(first)
-        report_render.render_all(first, args['report_templates'])
+        first = self._checked_report(runbook, inputs, args['report_templates'])
         dummy, run_dir, paths = ops_report.plan_paths(report_dir, first['runbook'], ops_report.parse_time(first['started_at']))
         url = report_link(args['report_base_url'], paths, report_dir)
 
         # 2. Notifications: a failed delivery, or a run that could not be processed, is a row of the report.
-        hosts = dict(args['hosts'])
-        failed = dict(args['failed'])
-        delivery = list(args['delivery_checks'])
+        hosts = dict(inputs['hosts'])
+        failed = dict(inputs['failed'])
+        delivery = list(inputs['delivery_checks'])
         notify = None
         try:
-            events = run_events(args['events'])
+            events = run_events(inputs['events'])
         except ValueError as exc:
             raise AnsibleActionFail('events: %s' % exc)
         if args['channels']:
@@ -232,17 +279,20 @@ class ActionModule(ActionBase):
             hosts[DELIVERY_ROW] = delivery
 
         # 3. The report, alert delivery included, written (JSON, Markdown, HTML) and old runs pruned.
-        report = ops_report.build_report(runbook, args['started_at'], None, hosts, unreachable=args['unreachable'],
-                                         failed=failed, meta=meta)
+        report = ops_report.build_report(runbook, inputs['started_at'], None, hosts, unreachable=inputs['unreachable'],
+                                         failed=failed, meta=inputs['meta'])
         self._validated(report)
         rendered = report_render.render_all(report, args['report_templates'])
-        write = not check_mode or args['write_in_check_mode']
         try:
             pruned = ops_report.runs_to_prune(os.path.dirname(run_dir), args['report_keep'], new_run=os.path.basename(run_dir))
             if write:
                 ops_report.write_report(report, paths, run_dir, os.path.dirname(run_dir), rendered)
             if not check_mode:  # check mode never deletes: retention is only predicted
                 ops_report.prune(pruned)
+                for dummy, stale_dir, dummy_parts in stale:
+                    report_slices.remove(stale_dir)
+                if slice_state:
+                    report_slices.remove(slice_state['dir'])
         except OSError as exc:
             raise AnsibleActionFail('cannot write the %s report to %s: %s' % (runbook, run_dir, exc))
 
@@ -257,10 +307,12 @@ class ActionModule(ActionBase):
             'critical': report['summary']['critical'],
             'report_url': url,
             'failed_hosts': failed_hosts,
-            'unreachable_hosts': sorted(args['unreachable']),
+            'unreachable_hosts': sorted(inputs['unreachable']),
             'run_failures': sorted(set(problem['host'] for problem in run_problems)),
             'check_mode': check_mode,
         }
+        if slice_state:
+            outcome['slice'] = dict(run=run, recorded=slice_state['recorded'], of=args['slices'], merged=True)
         outcome.update(args['stats'])
         result.update(
             changed=True,
@@ -281,6 +333,70 @@ class ActionModule(ActionBase):
             ansible_stats={'data': {stats_key(runbook): outcome}, 'per_host': False, 'aggregate': False},
             msg=summary_message(runbook, report, url, write, check_mode, pruned),
         )
+        return result
+
+    def _checked_report(self, runbook, inputs, templates):
+        """The report of ``inputs`` as it stands, validated and rendered once (a bad input or template fails here)."""
+        try:
+            report = ops_report.build_report(runbook, inputs['started_at'], None, inputs['hosts'], unreachable=inputs['unreachable'],
+                                             failed=inputs['failed'], meta=inputs['meta'])
+        except ValueError as exc:
+            raise AnsibleActionFail('invalid input: %s' % exc)
+        self._validated(report)
+        report_render.render_all(report, templates)
+        return report
+
+    @staticmethod
+    def _record_slice(runbook, run, slices, report_dir, play_hosts, job, inputs):
+        """Record this slice's results under the run's directory (locked: slices end at the same moment); the
+        parts recorded so far, and whether this slice completed the set (then it merges)."""
+        root = report_slices.slices_root(report_dir, runbook)
+        run_dir = os.path.join(root, run)
+        part = report_slices.make_part(runbook, run, slices, inputs['started_at'], play_hosts, job, inputs)
+        try:
+            with ops_notify.state_lock(root):
+                report_slices.write_part(run_dir, part)
+                parts = report_slices.read_parts(run_dir)
+        except (OSError, ops_notify.NotifyError, ValueError) as exc:
+            raise AnsibleActionFail('cannot record the results of this slice of %s run %s under %s: %s' % (runbook, run, run_dir, exc))
+        recorded = len(parts)
+        if recorded > slices:
+            raise AnsibleActionFail('%s run %s: %d slices recorded results under %s, but slices is %d - every slice of a run '
+                                    'must be given the same slices (the job template\'s job_slice_count)'
+                                    % (runbook, run, recorded, run_dir, slices))
+        return dict(dir=run_dir, recorded=recorded, merged=recorded == slices), parts
+
+    @staticmethod
+    def _stale_slices(report_dir, runbook, run, stale_hours):
+        root = report_slices.slices_root(report_dir, runbook)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        try:
+            return report_slices.stale_runs(root, run, now, stale_hours)
+        except OSError as exc:
+            raise AnsibleActionFail('cannot look for unfinished sliced runs under %s: %s' % (root, exc))
+
+    @staticmethod
+    def _partial(result, args, runbook, own, slice_state, play_hosts, report_dir):
+        """A slice that did not complete its run: its own hosts' verdict, no report and no alert (the last slice
+        sends them for the whole run), and stats that say so."""
+        failed_hosts, run_problems = verdict(own, args['fail_on'], play_hosts)
+        url = report_link(args['report_base_url'], {'html': os.path.join(report_dir, runbook, ops_report.LATEST, 'report.html')}, report_dir)
+        progress = dict(run=slice_state['dir'].rsplit(os.sep, 1)[-1], recorded=slice_state['recorded'], of=args['slices'], merged=False)
+        outcome = {
+            'runbook': runbook, 'status': own['status'], 'hosts': own['summary']['hosts'], 'ok': own['summary']['ok'],
+            'warning': own['summary']['warning'], 'critical': own['summary']['critical'], 'report_url': url,
+            'failed_hosts': failed_hosts, 'unreachable_hosts': sorted(args['unreachable']),
+            'run_failures': sorted(set(problem['host'] for problem in run_problems)), 'check_mode': False, 'slice': progress,
+        }
+        outcome.update(args['stats'])
+        result.update(
+            changed=True, status=own['status'], summary=own['summary'], problems=own['problems'], report_dir='',
+            paths={}, report_url=url, written=False, pruned=[], delivery=[], sent=0, failed_hosts=failed_hosts,
+            run_problems=run_problems, fail_on=args['fail_on'], outcome=outcome, slice=progress,
+            ansible_stats={'data': {stats_key(runbook): outcome}, 'per_host': False, 'aggregate': False},
+            msg='%s: slice %d of %d of run %s recorded (%s for its %d hosts); the slice that completes the run writes the '
+                'report %s and sends the alerts' % (runbook, slice_state['recorded'], args['slices'], progress['run'],
+                                                    own['status'].upper(), len(play_hosts), url))
         return result
 
     @staticmethod

@@ -105,6 +105,11 @@ DAYS = ('mo', 'tu', 'we', 'th', 'fr', 'sa', 'su')
 KEY_RE = re.compile(r'^[a-z][a-z0-9_]*$')
 AT_RE = re.compile(r'^([01][0-9]|2[0-3]):([0-5][0-9])$')
 WORKFLOW = 'dr_workflow'
+# Roles whose runbook may be sliced (AWX job slicing: each slice sees only its share of the inventory): the checks of
+# one host need no other host, and the runbook ending merges the slices' results (runbook_end_slices). The others
+# orchestrate across hosts - patch batches and drains, firewall zones built from every host's address, blue/green
+# traffic, DR across primary and standby - and would act on a partial fleet.
+SLICEABLE_ROLES = ('daily',)
 
 # The credential types the collection defines: secrets reach the runbooks as the extra variables the example
 # inventory's vault file names, and the controller never shows them.
@@ -224,12 +229,18 @@ def _templates(settings, argument_specs, playbooks, credential_names, common, pr
                 names.append(credential_names[kind])
         ask_job_type = _bool(entry.get('ask_job_type', False), '%s: ask_job_type' % where, problems)
         slices = _whole(entry.get('slices', 1), '%s: slices' % where, problems, low=1)
+        if slices and slices > 1 and role not in SLICEABLE_ROLES:
+            problems.append('%s: slices is %d, but the %s runbook cannot be sliced: it works across hosts and a slice sees '
+                            'only its share of the inventory (sliceable: %s)' % (where, slices, role, ', '.join(SLICEABLE_ROLES)))
         timeout = _whole(entry.get('timeout_s', 0), '%s: timeout_s' % where, problems)
         template = dict(common, name=name.strip(), description=str(entry.get('description', '')), playbook=playbook,
                         credentials=names, job_type='run', survey_enabled=True, survey_spec=survey or {},
                         ask_job_type_on_launch=bool(ask_job_type), ask_limit_on_launch=True, ask_tags_on_launch=True,
                         ask_skip_tags_on_launch=True, ask_diff_mode_on_launch=True, allow_simultaneous=False,
                         job_slice_count=slices or 1, timeout=timeout or 0)
+        if slices and slices > 1:
+            # The slices' ending merges their results into one report and one set of alerts (runbook_end role).
+            template['extra_vars'] = {'runbook_end_slices': slices}
         by_key[key] = template
         templates.append(template)
     return templates, by_key

@@ -166,6 +166,33 @@ options:
     description: Extra keys of this runbook's RV(outcome) (for example the hosts a stopped rollout never reached).
     type: dict
     default: {}
+  slices:
+    description:
+      - How many slices the run is split into (AWX job slicing - the job template's C(job_slice_count)). Above V(1), each
+        slice records its results under O(report_dir)C(/<runbook>/.slices/<run>/) (mode 0600) and ends with its own hosts'
+        verdict; the slice that completes the set merges all of them into the one report of the run, sends the one set
+        of alerts and returns the run's outcome. Rows several slices report (a check every slice runs once, such as the
+        service through the load balancer) merge into one, the worst result kept. O(report_dir) must be shared by the
+        slices (a volume every execution node mounts), as it is between runs.
+      - In check mode nothing is recorded; each slice predicts for its own hosts.
+    type: int
+    default: 1
+    version_added: 0.2.0
+  slice_run:
+    description:
+      - The id the slices of one run share, new for every run. Empty takes AWX's C(awx_workflow_job_id) (the workflow job
+        AWX runs a sliced job's slices in); required with O(slices) above V(1) when the run is not an AWX job.
+    type: str
+    default: ''
+    version_added: 0.2.0
+  slice_stale_hours:
+    description:
+      - A sliced run whose newest recorded slice is older than this and that is still incomplete (a slice died before
+        its ending) becomes a critical C(slices) row (alert V(monitoring_gap)) of the next run of the runbook, sliced or
+        not, which then removes its records (never in check mode).
+    type: int
+    default: 6
+    version_added: 0.2.0
   validate_only:
     description:
       - Only check that the ending can work - channels, severity map, templates (a sample report is rendered),
@@ -284,4 +311,13 @@ outcome:
   type: dict
   sample: {runbook: daily, status: critical, hosts: 6, ok: 104, warning: 1, critical: 2, report_url: /r/daily/20250131T060000Z/report.html,
            failed_hosts: [db1], unreachable_hosts: [], run_failures: [], check_mode: false}
+slice:
+  description:
+    - With O(slices) above V(1), outside check mode, for a slice that did not complete its run - C(run), C(recorded) (slices
+      recorded so far), C(of) and C(merged=false); the report, alerts and RV(report_dir) come from the slice that completes
+      it (C(slice) in RV(outcome) then has C(merged=true)). RV(report_url) is then the runbook's C(latest) report.
+  returned: when a slice's results were recorded and the run is not complete yet
+  type: dict
+  sample: {run: '4711', recorded: 1, of: 3, merged: false}
+  version_added: 0.2.0
 """

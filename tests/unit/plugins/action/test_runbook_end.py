@@ -126,7 +126,8 @@ class Job:
         values.update(extra)
         return values
 
-    def run(self, cmdline='', **extra):
+    def prepare(self, hosts=('h1', 'h2', 'h3'), **extra):
+        """A fresh private data dir laid out as AWX lays it out; ``hosts`` is the job's inventory (a slice's share)."""
         self.runs += 1
         private = self.tmp / ('job%d' % self.runs)
         (private / 'project').mkdir(parents=True)
@@ -134,7 +135,7 @@ class Job:
         (private / 'env').mkdir()
         (private / 'project' / 'end.yml').write_text(PLAYBOOK)
         (private / 'inventory' / 'hosts').write_text(
-            '[fleet]\nh1\nh2\nh3\n[fleet:vars]\nansible_connection=local\nansible_python_interpreter=%s\n' % sys.executable)
+            '[fleet]\n%s\n[fleet:vars]\nansible_connection=local\nansible_python_interpreter=%s\n' % ('\n'.join(hosts), sys.executable))
         (private / 'env' / 'extravars').write_text(json.dumps(self.extravars(**extra)))
         env = {
             'ANSIBLE_CONFIG': str(ROOT / 'ansible.cfg'),
@@ -143,10 +144,28 @@ class Job:
             'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', ''),
         }
         (private / 'env' / 'envvars').write_text(json.dumps(env))
+        return private
+
+    def run(self, cmdline='', hosts=('h1', 'h2', 'h3'), **extra):
+        private = self.prepare(hosts, **extra)
         runner = ansible_runner.run(private_data_dir=str(private), playbook='end.yml', cmdline=cmdline or None, quiet=True,
                                     timeout=240)
         events = list(runner.events)
         return runner, events, private
+
+    def run_sliced(self, hosts, slices, workflow_job_id, **extra):
+        """One AWX sliced job: ``slices`` jobs at once, each on every ``slices``-th host, in one workflow job."""
+        started = []
+        for index in range(slices):
+            private = self.prepare(hosts[index::slices], awx_job_id=str(5000 + self.runs), awx_workflow_job_id=workflow_job_id,
+                                   runbook_end_slices=str(slices), **extra)
+            thread, runner = ansible_runner.run_async(private_data_dir=str(private), playbook='end.yml', quiet=True, timeout=240)
+            started.append((thread, runner, private))
+        done = []
+        for thread, runner, private in started:
+            thread.join(timeout=300)
+            done.append((runner, list(runner.events), private))
+        return done
 
     def report(self):
         return json.loads((self.durable / 'reports' / 'demo' / 'latest' / 'report.json').read_text())
@@ -291,3 +310,95 @@ def test_an_event_without_a_message_stops_before_anything_is_sent(tmp_path, rece
     failure = [e for e in events if e['event'] == 'runner_on_failed'][0]['event_data']['res']['msg']
     assert 'events[0] needs message' in failure
     assert messages(receiver) == []
+
+
+SIX = {
+    'h1': RESULTS['h1'], 'h2': RESULTS['h2'], 'h3': RESULTS['h3'],
+    'h4': [check('disk:/', 'ok', '/ 20 % used')],
+    'h5': [check('mem', 'critical', 'memory 99 %', 'resource_exhaustion')],
+    'h6': [check('disk:/', 'ok', '/ 30 % used')],
+}
+SERVICE = {'service via lb': [check('latency:p95', 'warning', 'p95 900 ms', 'high_latency')]}
+
+
+def comparable(report):
+    """What a report says about the fleet, without when it ran and which job(s) ran it."""
+    kept = dict((key, value) for key, value in report.items() if key not in ('started_at', 'finished_at', 'duration_s', 'meta'))
+    return json.loads(json.dumps(kept)), dict((key, value) for key, value in report['meta'].items() if key not in ('job', 'slices'))
+
+
+def pages_and_posts(port):
+    return sorted((m['path'], json.dumps(m['body'].get('dedup_key') or m['body'].get('text', ''))[:60]) for m in messages(port))
+
+
+def clear(port):
+    urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:%d/messages' % port, method='DELETE'), timeout=5).close()
+
+
+def test_three_slices_in_parallel_write_the_report_and_send_the_alerts_of_the_unsliced_run(tmp_path, receiver):
+    hosts = sorted(SIX)
+    whole = Job(tmp_path / 'whole', receiver)
+    runner, events, dummy = whole.run(hosts=hosts, demo_results=SIX, demo_fleet_rows=SERVICE)
+    assert runner.rc == 2 and failed_hosts(events) == ['h2', 'h5']
+    unsliced = whole.report()
+    alerts = pages_and_posts(receiver)
+    assert ('/pager', '"service_down|h2|http:api"') in alerts and len(alerts) == 5
+    clear(receiver)
+
+    job = Job(tmp_path / 'sliced', receiver)  # a durable location of its own: a fresh ledger sends the same alerts
+    done = job.run_sliced(hosts, 3, '4711', demo_results=SIX, demo_fleet_rows=SERVICE)
+    outcomes = [stats(events)['artifact_data']['dealerscope_demo'] for dummy, events, dummy2 in done]
+    merged = [outcome for outcome in outcomes if outcome['slice']['merged']]
+    assert len(merged) == 1, outcomes  # exactly one slice completed the run
+    assert sorted(outcome['slice']['recorded'] for outcome in outcomes) == [1, 2, 3]
+    assert all(outcome['slice']['run'] == '4711' and outcome['slice']['of'] == 3 for outcome in outcomes)
+    report = job.report()
+    assert comparable(report) == comparable(unsliced)
+    assert report['meta']['slices']['run'] == '4711' and sorted(report['meta']['slices']['jobs']) == ['5000', '5001', '5002']
+    assert merged[0]['failed_hosts'] == ['h2', 'h5'] and merged[0]['run_failures'] == []
+    assert merged[0]['status'] == unsliced['status'] and (merged[0]['critical'], merged[0]['warning']) == (2, 2)
+    # each slice fails its own sick hosts (AWX's host summary, relaunch on failed hosts) and no other
+    assert sorted(host for dummy, events, dummy2 in done for host in failed_hosts(events)) == ['h2', 'h5']
+    assert pages_and_posts(receiver) == alerts  # one set of alerts, the unsliced run's
+    assert len(list((job.durable / 'reports' / 'demo').glob('2026*'))) == 1  # one report
+    assert [p.name for p in (job.durable / 'reports' / 'demo' / '.slices').iterdir()] == ['.lock']  # parts gone once merged
+    for dummy, dummy2, private in done:
+        text = all_text(private)
+        assert SECRET_PATH not in text and ROUTING_KEY not in text
+
+
+def test_a_sliced_run_missing_a_slice_is_reported_by_the_next_run(tmp_path, receiver):
+    hosts = sorted(SIX)
+    job = Job(tmp_path, receiver)
+    private = job.prepare(hosts[0::3], awx_job_id='6001', awx_workflow_job_id='900', runbook_end_slices='3',
+                          demo_results=SIX)
+    runner = ansible_runner.run(private_data_dir=str(private), playbook='end.yml', quiet=True, timeout=240)
+    outcome = stats(list(runner.events))['artifact_data']['dealerscope_demo']
+    assert outcome['slice'] == {'run': '900', 'recorded': 1, 'of': 3, 'merged': False}
+    assert not list((job.durable / 'reports' / 'demo').glob('2026*')) and messages(receiver) == []  # no report, no alert yet
+    parts = list((job.durable / 'reports' / 'demo' / '.slices' / '900').glob('*.part.json'))
+    assert len(parts) == 1 and oct(parts[0].stat().st_mode & 0o777) == '0o600'
+
+    runner, events, dummy = job.run(demo_results=RESULTS)  # the next run, before the slices are overdue: nothing said
+    assert 'sliced run 900' not in job.report()['hosts']
+    stamp = parts[0].stat().st_mtime - 7 * 3600
+    os.utime(parts[0], (stamp, stamp))
+    runner, events, dummy = job.run(demo_results=RESULTS, cmdline='--check', demo_write_in_check_mode='true')
+    assert job.report()['hosts']['sliced run 900']['status'] == 'critical' and parts[0].exists()  # check mode deletes nothing
+    runner, events, dummy = job.run(demo_results=RESULTS)
+    row = job.report()['hosts']['sliced run 900']['checks'][0]
+    assert row['status'] == 'critical' and row['alert'] == 'monitoring_gap'
+    assert row['message'].startswith('sliced run 900 never completed: 1 of 3 slices recorded their results (2 hosts: h1, h4)')
+    outcome = stats(events)['artifact_data']['dealerscope_demo']
+    assert outcome['run_failures'] == ['sliced run 900'] and not parts[0].exists()
+    runner, events, dummy = job.run(demo_results=RESULTS)
+    assert 'sliced run 900' not in job.report()['hosts']  # said once
+
+
+def test_slices_without_a_shared_run_id_fail_before_anything_is_written(tmp_path, receiver):
+    job = Job(tmp_path, receiver)
+    runner, events, dummy = job.run(runbook_end_slices='3')
+    assert runner.rc == 2
+    failure = [e for e in events if e['event'] == 'runner_on_failed'][0]['event_data']['res']['msg']
+    assert 'slices is 3 but this run has no sliced-run id' in failure and 'awx_workflow_job_id' in failure
+    assert not (job.durable / 'reports').exists() and messages(receiver) == []

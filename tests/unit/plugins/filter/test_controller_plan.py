@@ -178,9 +178,21 @@ def test_every_problem_is_reported_at_once_and_no_secret_is_shown():
 
 def test_strings_from_extra_vars_are_read_as_the_values_they_spell():
     templates = copy.deepcopy(DEFAULTS['controller_job_templates'])
-    templates[6].update(ask_job_type='true', slices='3', timeout_s='3600')
-    template = plan(job_templates=templates, dr_approval_timeout_s='600')['job_templates'][6]
-    assert (template['ask_job_type_on_launch'], template['job_slice_count'], template['timeout']) == (True, 3, 3600)
+    templates[6].update(ask_job_type='true', timeout_s='3600')
+    templates[0].update(slices='3')
+    planned = plan(job_templates=templates, dr_approval_timeout_s='600')['job_templates']
+    assert (planned[6]['ask_job_type_on_launch'], planned[6]['timeout']) == (True, 3600)
+    assert (planned[0]['job_slice_count'], planned[0]['extra_vars']) == (3, {'runbook_end_slices': 3})
+    assert 'extra_vars' not in planned[6] and planned[6]['job_slice_count'] == 1
+
+
+def test_only_a_runbook_whose_hosts_are_independent_can_be_sliced():
+    templates = copy.deepcopy(DEFAULTS['controller_job_templates'])
+    for index in range(1, len(templates)):
+        templates[index]['slices'] = 2
+    found = problems(job_templates=templates)
+    assert len(found) == len(templates) - 1 and all('cannot be sliced' in line for line in found), found
+    assert any('the patching runbook cannot be sliced' in line for line in found)
     schedules = copy.deepcopy(DEFAULTS['controller_schedules'])
     schedules[0]['enabled'] = 'false'
     assert plan(schedules=schedules)['schedules'][0]['enabled'] is False

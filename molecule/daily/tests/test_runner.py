@@ -1,0 +1,78 @@
+"""The daily runbook as AWX runs it (tests/helpers/awx_job.py: ansible_runner on a fresh private data dir per job,
+the machine credential's key in env/ssh_key, extra vars as strings), then as a sliced job (3 slices at once, each on
+its share of the inventory, in one workflow job), with only the report and notification directories kept between
+jobs. One fault (app2's API stopped) gives the run something to report and page.
+
+Proven: rc/status, the failed host in runner_on_failed events and the stats artifact; the sliced job writes one report
+that says what the unsliced job's report says, sends nothing the first job sent already (the ledger outlived the job),
+fails the same host; no secret in any event or artifact file of any job.
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
+from helpers.awx_job import AwxJob  # noqa: E402
+from helpers.runbook import RECEIVER, inventory_dir, on, receiver_clear, receiver_messages, scenario_extra_vars  # noqa: E402
+
+SLACK_PATH = "/slack/T0AWX/B0AWX/awx-secret-token"
+PAGER_KEY = "rk-awx-job-0007"
+
+
+def said(report):
+    """What a report says about the fleet: every row's checks and statuses, the problems and the counts."""
+    rows = dict((host, sorted((check["name"], check["status"], check["alert"]) for check in entry["checks"]))
+                for host, entry in report["hosts"].items())
+    problems = sorted((p["host"], p["name"], p["status"], p["alert"]) for p in report["problems"])
+    return report["status"], rows, problems, report["summary"]
+
+
+def test_sliced_job_reports_and_alerts_as_the_unsliced_job(tmp_path):
+    durable = tmp_path / "durable"
+    extravars = dict(scenario_extra_vars(), daily_report_dir=str(durable / "reports"), daily_notify_state_dir=str(durable / "notify"),
+                     daily_notify_channels=[
+                         {"name": "slack", "kind": "slack", "url": RECEIVER + SLACK_PATH, "severities": ["critical", "high"], "team": True},
+                         {"name": "pager", "kind": "pager", "url": RECEIVER + "/pager", "routing_key": PAGER_KEY, "severities": ["critical"]}])
+    job = AwxJob(tmp_path / "jobs", "daily", inventory_dir(), extravars)
+    receiver_clear()
+    on("app2", "systemctl stop dealerscope-api")
+    try:
+        whole = job.run()
+        first_alerts = receiver_messages()
+        slices = job.run_sliced(3, "4711")
+    finally:
+        on("app2", "systemctl start dealerscope-api")
+
+    assert (whole.rc, whole.status) == (2, "failed"), whole.stdout[-3000:]
+    assert whole.failed_hosts() == ["app2"], [e["event_data"]["res"].get("msg") for e in whole.events if e["event"] == "runner_on_failed"]
+    outcome = whole.outcome("daily")
+    assert outcome["status"] == "critical" and outcome["failed_hosts"] == ["app2"] and outcome["hosts"] >= 6
+    assert outcome["report_url"].startswith(str(durable / "reports" / "daily" / "2"))
+    unsliced = json.loads((durable / "reports" / "daily" / "latest" / "report.json").read_text())
+    assert unsliced["meta"]["job"]["template"] == "DealerScope daily" and unsliced["meta"]["job"]["launched_by"] == "oncall"
+    pages = [m["body"]["dedup_key"] for m in first_alerts if m["path"] == "/pager"]
+    assert "service_down|app2|service:dealerscope-api.service" in pages and all("|app2|" in page for page in pages), pages
+
+    for result in slices:
+        assert result.status in ("successful", "failed"), result.stdout[-3000:]
+    merged = [result.outcome("daily") for result in slices if result.outcome("daily")["slice"]["merged"]]
+    assert len(merged) == 1, [result.outcome("daily")["slice"] for result in slices]
+    assert merged[0]["failed_hosts"] == ["app2"] and merged[0]["status"] == "critical"
+    assert sorted(host for result in slices for host in result.failed_hosts()) == ["app2"]  # each slice fails its own
+    # the service is probed once, from the slice holding the load balancer - not three times at once
+    probed = [[e["event"] for e in result.events if e["event"] in ("runner_on_ok", "runner_on_skipped")
+               and e["event_data"].get("task", "").startswith("Service SLOs through the load balancer")] for result in slices]
+    assert sorted(probed) == [["runner_on_ok"], ["runner_on_skipped"], ["runner_on_skipped"]], probed
+    report = json.loads((durable / "reports" / "daily" / "latest" / "report.json").read_text())
+    assert report["meta"]["slices"]["run"] == "4711" and len(report["meta"]["slices"]["jobs"]) == 3
+    assert report["meta"]["hosts"] == unsliced["meta"]["hosts"] == 5
+    assert said(report) == said(unsliced)
+    assert len(list((durable / "reports" / "daily").glob("2*"))) == 2  # one report per job, not one per slice
+    later = receiver_messages()[len(first_alerts):]
+    # the ledger outlived the job: nobody is paged twice; the team gets the run's one status update (not one per slice)
+    assert [m["path"] for m in later] == [SLACK_PATH], later
+    assert later[0]["body"]["text"].startswith("[daily runbook] DealerScope daily: CRITICAL - 6 hosts"), later[0]["body"]["text"]
+
+    for result in [whole] + slices:
+        text = result.artifact_text()
+        assert SLACK_PATH not in text and "awx-secret-token" not in text and PAGER_KEY not in text

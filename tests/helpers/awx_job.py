@@ -1,0 +1,150 @@
+"""A playbook run the way AWX runs a job: ``ansible_runner`` on a private data dir of its own.
+
+The private data dir is laid out as AWX lays it out for a job: ``project/`` (a copy of the project: ansible.cfg and
+playbooks/), ``inventory/hosts`` (an executable inventory script printing the inventory as JSON - groups and
+host variables - as AWX writes it, sliced like AWX slices it), ``env/extravars`` (survey answers are strings),
+``env/envvars`` (the collections path AWX's project sync installs into) and ``env/ssh_key`` (the machine credential's
+key: runner loads it into an ssh-agent; no host variable names a key file). Nothing of a job's directory is kept:
+only what the extra variables point at (the report and notification directories) outlives the job.
+"""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import ansible_runner
+
+PROJECT = pathlib.Path(__file__).resolve().parents[2]
+KEY_VARS = ("ansible_ssh_private_key_file", "ansible_private_key_file")
+
+
+def without_key(hostvars):
+    """A host's variables as an AWX inventory holds them: the key comes from the machine credential (ssh-agent), so
+    no variable names a key file, and no option keeps ssh from the agent's key."""
+    kept = dict((name, value) for name, value in hostvars.items() if name not in KEY_VARS)
+    for name in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+        if isinstance(kept.get(name), str):
+            kept[name] = " ".join(kept[name].replace("-o IdentitiesOnly=yes", "").split())
+    return kept
+
+
+def inventory_data(inventory):
+    """The inventory as AWX holds it: groups, and each host's variables (group_vars resolved)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"))
+    proc = subprocess.run([str(PROJECT / ".venv" / "bin" / "ansible-inventory"), "-i", str(inventory), "--list"],
+                          capture_output=True, text=True, timeout=120, check=True, env=env, cwd=str(PROJECT))
+    return json.loads(proc.stdout)
+
+
+def host_names(data):
+    return sorted(data["_meta"]["hostvars"])
+
+
+def key_file(data):
+    """The one private key the hosts use (the machine credential's key)."""
+    keys = set(str(hostvars.get(name)) for hostvars in data["_meta"]["hostvars"].values() for name in KEY_VARS if hostvars.get(name))
+    assert len(keys) == 1, "the hosts should share one key (one machine credential), got %s" % sorted(keys)
+    return keys.pop()
+
+
+def sliced(data, number, count):
+    """Slice ``number`` (1-based) of ``count``, as AWX cuts it: every count-th host by name, groups with only those."""
+    keep = set(host_names(data)[number - 1::count])
+    result = {"_meta": {"hostvars": dict((host, without_key(hostvars))
+                                         for host, hostvars in data["_meta"]["hostvars"].items() if host in keep)}}
+    for group, entry in data.items():
+        if group == "_meta":
+            continue
+        entry = dict(entry)
+        if "hosts" in entry:
+            entry["hosts"] = [host for host in entry["hosts"] if host in keep]
+        result[group] = entry
+    return result
+
+
+class AwxJob:
+    """Jobs of one job template: each run gets a fresh private data dir under ``base``."""
+
+    def __init__(self, base, playbook, inventory, extravars, job_id=1000):
+        self.base = pathlib.Path(base)
+        self.playbook = playbook
+        self.data = inventory_data(inventory)
+        self.key = key_file(self.data)
+        self.extravars = dict((name, value if isinstance(value, (dict, list)) else str(value)) for name, value in extravars.items())
+        self.job_id = job_id
+
+    def prepare(self, slice_number=1, slice_count=1, **extra):
+        self.job_id += 1
+        private = self.base / ("job%d" % self.job_id)
+        (private / "project").mkdir(parents=True)
+        shutil.copy(PROJECT / "ansible.cfg", private / "project" / "ansible.cfg")
+        shutil.copytree(PROJECT / "playbooks", private / "project" / "playbooks")
+        (private / "inventory").mkdir()
+        script = private / "inventory" / "hosts"
+        script.write_text("#!%s\nimport json, sys\nprint(json.dumps(%r))\n" % (
+            sys.executable, sliced(self.data, slice_number, slice_count)))
+        script.chmod(0o700)
+        (private / "env").mkdir()
+        values = dict(self.extravars, awx_job_id=self.job_id, awx_job_template_name="DealerScope %s" % self.playbook,
+                      awx_user_name="oncall")
+        values.update(extra)
+        (private / "env" / "extravars").write_text(json.dumps(values))
+        (private / "env" / "envvars").write_text(json.dumps({
+            "ANSIBLE_COLLECTIONS_PATH": str(PROJECT / ".build" / "collections"),
+            "ANSIBLE_FORCE_COLOR": "0",
+            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+        }))
+        shutil.copy(self.key, private / "env" / "ssh_key")
+        os.chmod(private / "env" / "ssh_key", 0o600)
+        return private
+
+    def _runner_args(self, private):
+        return dict(private_data_dir=str(private), playbook="playbooks/%s.yml" % self.playbook, quiet=True, timeout=600)
+
+    def run(self, **extra):
+        private = self.prepare(**extra)
+        runner = ansible_runner.run(**self._runner_args(private))
+        return Result(runner, private)
+
+    def run_sliced(self, count, workflow_job_id, **extra):
+        """One sliced job: ``count`` jobs at once, each on its slice, in one workflow job (as AWX runs them); the job
+        template's extra variables say how many slices there are (the controller role sets them with job_slice_count)."""
+        started = []
+        for number in range(1, count + 1):
+            private = self.prepare(number, count, awx_workflow_job_id=workflow_job_id, runbook_end_slices=str(count), **extra)
+            thread, runner = ansible_runner.run_async(**self._runner_args(private))
+            started.append((thread, runner, private))
+        results = []
+        for thread, runner, private in started:
+            thread.join(timeout=700)
+            results.append(Result(runner, private))
+        return results
+
+
+class Result:
+    """What AWX would show of a job: rc, status, events, the stats artifact, the failed hosts."""
+
+    def __init__(self, runner, private):
+        self.rc = runner.rc
+        self.status = runner.status
+        self.events = list(runner.events)
+        self.private = private
+        self.stdout = "".join(event.get("stdout", "") + "\n" for event in self.events)
+
+    def stats(self):
+        found = [event["event_data"] for event in self.events if event["event"] == "playbook_on_stats"]
+        assert found, "no playbook_on_stats event (rc=%s, status=%s): %s" % (self.rc, self.status, self.stdout[-3000:])
+        return found[0]
+
+    def outcome(self, runbook):
+        return self.stats()["artifact_data"]["dealerscope_%s" % runbook]
+
+    def failed_hosts(self):
+        return sorted(set(event["event_data"]["host"] for event in self.events if event["event"] == "runner_on_failed"
+                          and not event["event_data"].get("ignore_errors")))
+
+    def artifact_text(self):
+        """Every event and artifact file of the job, as text (what AWX stores and shows)."""
+        return "\n".join(path.read_text(errors="replace") for path in (self.private / "artifacts").rglob("*") if path.is_file())
