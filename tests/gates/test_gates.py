@@ -100,6 +100,17 @@ def test_version_added_names_a_release_of_this_collection():
     assert not problems, "\n".join(problems)
 
 
+PLACEHOLDER_HOSTS = re.compile(r"(?i)\b[\w.-]*\.(invalid|example|test|localhost)\b|\bexample\.(com|org|net)\b")
+
+
+def test_galaxy_metadata_names_no_placeholder_address():
+    """galaxy.yml claims only what is real: no URL or address on a reserved placeholder domain (RFC 2606)."""
+    meta = yaml.safe_load((ROOT / "galaxy.yml").read_text())
+    fields = [str(meta.get(key) or "") for key in ("repository", "documentation", "homepage", "issues")] + list(meta["authors"])
+    assert [field for field in fields if PLACEHOLDER_HOSTS.search(field)] == []
+    assert PLACEHOLDER_HOSTS.search("https://example.invalid/x") and PLACEHOLDER_HOSTS.search("a <ops@dealerscope.invalid>")
+
+
 def test_requires_ansible_is_the_floor_ci_proves():
     """meta/runtime.yml's requires_ansible and the roles' min_ansible_version claim no older ansible-core than the one
     the suite runs on (requirements.txt's pin, what CI installs)."""
