@@ -3,7 +3,8 @@
 # median wall time of each, per forks setting, and the ratio (issue 9's bar: N=50 within 4x the 5-host time).
 # Usage: bench/scale.sh [hosts, default 50] [runs, default 3] ["forks settings", default "10 50"] [extra -e for daily]
 # On this 2-core machine the fleet's own work (apt-get -s dist-upgrade, ~0.4 s of CPU per host) runs on the controller's
-# cores too: "daily_check_updates=false" as the fourth argument shows the controller's side alone.
+# cores too: each run is measured by bench/cpu_split.py - wall time, the controller's CPU (ansible-playbook and what it
+# starts) and the hosts' CPU (the lab containers' cgroups) - and the ratios of all three are printed.
 set -euo pipefail
 # shellcheck source=bench/lab_env.sh
 source "$(dirname "$0")/lab_env.sh"
@@ -14,14 +15,10 @@ extra=${4:-"daily_fail_on=never"}
 ansible-playbook lab/scale.yml -e "lab_hosts=$hosts" >/dev/null
 small=(-i inventories/lab)
 large=(-i inventories/lab -i .lab/scale/hosts.yml)
-median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
-daily() {  # forks, inventory args... -> milliseconds of one run
-  local forks=$1 t0 t1; shift
-  t0=$(ms)
-  ANSIBLE_FORKS=$forks ansible-playbook "$@" dealerscope.ops.daily -e daily_fail_on=never -e "$extra" -e '{"daily_notify_channels": []}' \
-    -e "daily_notify_state_dir=$root/.lab/scale/notify" >/dev/null 2>&1 || true
-  t1=$(ms)
-  echo $(( t1 - t0 ))
+daily() {  # forks, inventory args... -> one JSON line of bench/cpu_split.py
+  local forks=$1; shift
+  ANSIBLE_FORKS=$forks python3 bench/cpu_split.py ansible-playbook "$@" dealerscope.ops.daily -e daily_fail_on=never -e "$extra" \
+    -e '{"daily_notify_channels": []}' -e "daily_notify_state_dir=$root/.lab/scale/notify"
 }
 hosts_in() { ansible "$@" dealerscope --list-hosts | tail -n +2 | wc -l; }
 echo "hosts: $(hosts_in "${small[@]}") and $(hosts_in "${large[@]}")"
@@ -29,7 +26,16 @@ for forks in $forks_list; do
   daily "$forks" "${small[@]}" >/dev/null; daily "$forks" "${large[@]}" >/dev/null   # warm-up (cursors, SSH masters)
   a=(); b=()
   for _ in $(seq "$runs"); do a+=("$(daily "$forks" "${small[@]}")"); b+=("$(daily "$forks" "${large[@]}")"); done
-  ma=$(median "${a[@]}"); mb=$(median "${b[@]}")
-  python3 -c "import sys; a, b = int(sys.argv[2]), int(sys.argv[3]); print('forks %s: 5 hosts %.1f s, %s hosts %.1f s, ratio %.2f' % (sys.argv[1], a / 1000, sys.argv[4], b / 1000, b / a))" \
-    "$forks" "$ma" "$mb" "$hosts"
+  python3 - "$forks" "$hosts" "${#a[@]}" "${a[@]}" "${b[@]}" <<'PY'
+import json, statistics, sys
+forks, hosts, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+runs = [json.loads(line) for line in sys.argv[4:]]
+small, large = runs[:n], runs[n:]
+med = lambda rows, key: statistics.median(row[key] for row in rows) / 1000
+parts = []
+for key, label in (("wall_ms", "wall"), ("controller_cpu_ms", "controller CPU"), ("hosts_cpu_ms", "hosts' CPU")):
+    parts.append("%s %.1f s -> %.1f s (%.2fx)" % (label, med(small, key), med(large, key), med(large, key) / med(small, key)))
+print("forks %s, 5 -> %s hosts: %s" % (forks, hosts, "; ".join(parts)))
+PY
 done
+
