@@ -114,6 +114,27 @@ def slice_run(args, task_vars):
         raise AnsibleActionFail(str(exc))
 
 
+def run_outcome(runbook, report, url, failed_hosts, run_problems, unreachable, check_mode, stats, progress=None):
+    """What is set as stats for AWX workflows: the report's status and counts, the link, who failed, a slice's progress."""
+    outcome = {
+        'runbook': runbook,
+        'status': report['status'],
+        'hosts': report['summary']['hosts'],
+        'ok': report['summary']['ok'],
+        'warning': report['summary']['warning'],
+        'critical': report['summary']['critical'],
+        'report_url': url,
+        'failed_hosts': failed_hosts,
+        'unreachable_hosts': sorted(unreachable),
+        'run_failures': sorted(set(problem['host'] for problem in run_problems)),
+        'check_mode': check_mode,
+    }
+    if progress:
+        outcome['slice'] = progress
+    outcome.update(stats)
+    return outcome
+
+
 def default_summary(runbook, report):
     summary = report['summary']
     worst = [problem['message'] for problem in report['problems'][:3]]
@@ -233,7 +254,7 @@ class ActionModule(ActionBase):
             own = self._checked_report(runbook, inputs, args['report_templates'])
             if not check_mode:  # check mode records nothing: each slice predicts for its own hosts
                 slice_state, parts = self._record_slice(runbook, run, args['slices'], report_dir, play_hosts, job, inputs)
-                if not slice_state['merged']:
+                if not slice_state['progress']['merged']:
                     return self._partial(result, args, runbook, own, slice_state, play_hosts, report_dir)
                 inputs = report_slices.merge_parts(parts)
                 play_hosts = sorted(set(play_hosts) | set(inputs.pop('play_hosts')))
@@ -298,22 +319,8 @@ class ActionModule(ActionBase):
 
         # 4. The outcome: hosts that fail, the run's own failures, and the stats AWX workflows branch on.
         failed_hosts, run_problems = verdict(report, args['fail_on'], play_hosts)
-        outcome = {
-            'runbook': runbook,
-            'status': report['status'],
-            'hosts': report['summary']['hosts'],
-            'ok': report['summary']['ok'],
-            'warning': report['summary']['warning'],
-            'critical': report['summary']['critical'],
-            'report_url': url,
-            'failed_hosts': failed_hosts,
-            'unreachable_hosts': sorted(inputs['unreachable']),
-            'run_failures': sorted(set(problem['host'] for problem in run_problems)),
-            'check_mode': check_mode,
-        }
-        if slice_state:
-            outcome['slice'] = dict(run=run, recorded=slice_state['recorded'], of=args['slices'], merged=True)
-        outcome.update(args['stats'])
+        outcome = run_outcome(runbook, report, url, failed_hosts, run_problems, inputs['unreachable'], check_mode, args['stats'],
+                              progress=slice_state['progress'] if slice_state else None)
         result.update(
             changed=True,
             status=report['status'],
@@ -364,7 +371,8 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail('%s run %s: %d slices recorded results under %s, but slices is %d - every slice of a run '
                                     'must be given the same slices (the job template\'s job_slice_count)'
                                     % (runbook, run, recorded, run_dir, slices))
-        return dict(dir=run_dir, recorded=recorded, merged=recorded == slices), parts
+        progress = dict(run=run, recorded=recorded, of=slices, merged=recorded == slices)
+        return dict(dir=run_dir, progress=progress), parts
 
     @staticmethod
     def _stale_slices(report_dir, runbook, run, stale_hours):
@@ -381,21 +389,15 @@ class ActionModule(ActionBase):
         sends them for the whole run), and stats that say so."""
         failed_hosts, run_problems = verdict(own, args['fail_on'], play_hosts)
         url = report_link(args['report_base_url'], {'html': os.path.join(report_dir, runbook, ops_report.LATEST, 'report.html')}, report_dir)
-        progress = dict(run=slice_state['dir'].rsplit(os.sep, 1)[-1], recorded=slice_state['recorded'], of=args['slices'], merged=False)
-        outcome = {
-            'runbook': runbook, 'status': own['status'], 'hosts': own['summary']['hosts'], 'ok': own['summary']['ok'],
-            'warning': own['summary']['warning'], 'critical': own['summary']['critical'], 'report_url': url,
-            'failed_hosts': failed_hosts, 'unreachable_hosts': sorted(args['unreachable']),
-            'run_failures': sorted(set(problem['host'] for problem in run_problems)), 'check_mode': False, 'slice': progress,
-        }
-        outcome.update(args['stats'])
+        progress = slice_state['progress']
+        outcome = run_outcome(runbook, own, url, failed_hosts, run_problems, args['unreachable'], False, args['stats'], progress=progress)
         result.update(
             changed=True, status=own['status'], summary=own['summary'], problems=own['problems'], report_dir='',
             paths={}, report_url=url, written=False, pruned=[], delivery=[], sent=0, failed_hosts=failed_hosts,
             run_problems=run_problems, fail_on=args['fail_on'], outcome=outcome, slice=progress,
             ansible_stats={'data': {stats_key(runbook): outcome}, 'per_host': False, 'aggregate': False},
             msg='%s: slice %d of %d of run %s recorded (%s for its %d hosts); the slice that completes the run writes the '
-                'report %s and sends the alerts' % (runbook, slice_state['recorded'], args['slices'], progress['run'],
+                'report %s and sends the alerts' % (runbook, progress['recorded'], progress['of'], progress['run'],
                                                     own['status'].upper(), len(play_hosts), url))
         return result
 
