@@ -67,9 +67,14 @@ def sliced(data, number, count):
 class AwxJob:
     """Jobs of one job template: each run gets a fresh private data dir under ``base``."""
 
-    def __init__(self, base, playbook, inventory, extravars, job_id=1000):
+    def __init__(self, base, playbook, inventory, extravars, job_id=1000, image=None, mounts=()):
+        """With ``image``, every job runs in that execution environment image, as AWX runs it (podman, the private
+        data dir at /runner, the collections only those of the image); ``mounts`` are the host paths the job may
+        read and write (AWX's "paths to expose to isolated jobs": the durable report and notification location)."""
         self.base = pathlib.Path(base)
         self.playbook = playbook
+        self.image = image
+        self.mounts = tuple(str(path) for path in mounts)
         self.data = inventory_data(inventory)
         self.key = key_file(self.data)
         self.extravars = dict((name, value if isinstance(value, (dict, list)) else str(value)) for name, value in extravars.items())
@@ -83,29 +88,49 @@ class AwxJob:
         shutil.copytree(PROJECT / "playbooks", private / "project" / "playbooks")
         (private / "inventory").mkdir()
         script = private / "inventory" / "hosts"
-        script.write_text("#!%s\nimport json, sys\nprint(json.dumps(%r))\n" % (
-            sys.executable, sliced(self.data, slice_number, slice_count)))
+        script.write_text("#!/usr/bin/env python3\nimport json, sys\nprint(json.dumps(%r))\n" % (
+            sliced(self.data, slice_number, slice_count),))
         script.chmod(0o700)
         (private / "env").mkdir()
         values = dict(self.extravars, awx_job_id=self.job_id, awx_job_template_name="DealerScope %s" % self.playbook,
                       awx_user_name="oncall")
         values.update(extra)
         (private / "env" / "extravars").write_text(json.dumps(values))
-        (private / "env" / "envvars").write_text(json.dumps({
-            "ANSIBLE_COLLECTIONS_PATH": str(PROJECT / ".build" / "collections"),
-            "ANSIBLE_FORCE_COLOR": "0",
-            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
-        }))
+        if self.image:
+            # AWX's own setting in a container: the project sync's collections first (none here), then the image's
+            envvars = {"ANSIBLE_COLLECTIONS_PATH": "/runner/requirements_collections:~/.ansible/collections:/usr/share/ansible/collections"}
+        else:
+            envvars = {"ANSIBLE_COLLECTIONS_PATH": str(PROJECT / ".build" / "collections"),
+                       "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+        (private / "env" / "envvars").write_text(json.dumps(dict(envvars, ANSIBLE_FORCE_COLOR="0")))
         shutil.copy(self.key, private / "env" / "ssh_key")
         os.chmod(private / "env" / "ssh_key", 0o600)
         return private
 
-    def _runner_args(self, private):
-        return dict(private_data_dir=str(private), playbook="playbooks/%s.yml" % self.playbook, quiet=True, timeout=600)
+    def _runner_args(self, private, job_type="run"):
+        """A job template's job type "check" is ansible-playbook's --check (AWX passes it on the command line)."""
+        args = dict(private_data_dir=str(private), playbook="playbooks/%s.yml" % self.playbook, quiet=True, timeout=900)
+        if job_type == "check":
+            args["cmdline"] = "--check"
+        if self.image:
+            from helpers.lab_conf import containers_conf  # pylint: disable=import-outside-toplevel
+            os.environ["CONTAINERS_CONF"] = containers_conf()  # podman as the lab runs it (runc)
+            # --user=0: rootful podman's equivalent of the keep-id AWX's rootless podman uses (the job's files are its
+            # launcher's); the host's network: the lab's hosts and the local receiver, as a controller node reaches them
+            args.update(process_isolation=True, process_isolation_executable="podman", container_image=self.image,
+                        container_options=["--network=host", "--user=0"],
+                        container_volume_mounts=[self._mount(entry) for entry in self.mounts])
+        return args
 
-    def run(self, **extra):
+    @staticmethod
+    def _mount(entry):
+        """"PATH" (read-write) or "PATH:ro", at the same path in the container."""
+        path, dummy, options = entry.partition(":")
+        return "%s:%s:%s" % (path, path, options or "rw")
+
+    def run(self, job_type="run", **extra):
         private = self.prepare(**extra)
-        runner = ansible_runner.run(**self._runner_args(private))
+        runner = ansible_runner.run(**self._runner_args(private, job_type))
         return Result(runner, private)
 
     def run_sliced(self, count, workflow_job_id, **extra):
@@ -121,6 +146,30 @@ class AwxJob:
             thread.join(timeout=700)
             results.append(Result(runner, private))
         return results
+
+
+def scenario_job(base, playbook, **extravars):
+    """Jobs of ``playbook``'s job template on a Molecule scenario's hosts, with the scenario's extra variables (its
+    report and notification directories are the durable location) plus ``extravars`` (survey answers)."""
+    from helpers.runbook import inventory_dir, scenario_extra_vars  # pylint: disable=import-outside-toplevel
+    return AwxJob(base, playbook, inventory_dir(), dict(scenario_extra_vars(), **extravars))
+
+
+def lab_secrets():
+    """Every secret the lab generated for a scenario (database, replication and S3 passwords, the backup cipher...)."""
+    from helpers.runbook import EPHEMERAL  # pylint: disable=import-outside-toplevel
+    found = [path.read_text().split()[0] for path in sorted((EPHEMERAL / "lab" / "secrets").glob("*")) if path.is_file() and path.read_text().strip()]
+    assert found, "the scenario's lab generated no secret under %s" % (EPHEMERAL / "lab" / "secrets")
+    return found
+
+
+def assert_no_secret(results, *secrets):
+    """No secret in any event or artifact file of any of the jobs (what AWX stores and shows); by default the lab's."""
+    secrets = secrets or tuple(lab_secrets())
+    for result in results:
+        text = result.artifact_text()
+        for secret in secrets:
+            assert secret and secret not in text, "a secret (%d chars) is in the artifacts of %s" % (len(secret), result.private)
 
 
 class Result:
@@ -140,6 +189,36 @@ class Result:
 
     def outcome(self, runbook):
         return self.stats()["artifact_data"]["dealerscope_%s" % runbook]
+
+    def changed_tasks(self, skip_ending=False):
+        """(task, host) pairs the job reported changed, named as the default callback names them ("role : task");
+        with ``skip_ending``, without the runbook ending's tasks (its report changes at every run)."""
+        found = []
+        for event in self.events:
+            data = event.get("event_data", {})
+            if event["event"] != "runner_on_ok" or not data.get("res", {}).get("changed"):
+                continue
+            role = data.get("role")
+            if skip_ending and role == "runbook_end":
+                continue
+            found.append(("dealerscope.ops.%s : %s" % (role, data["task"]) if role else data["task"], data["host"]))
+        return found
+
+    def host_changes(self):
+        """Changed task results per managed host, counted where the change happened (a task delegated to lb1 counts for
+        lb1, named by its address as the default callback names it); results on the controller (reports,
+        notifications: a local connection) do not count."""
+        rows = {}
+        for event in self.events:
+            data = event.get("event_data", {})
+            if event["event"] != "runner_on_ok" or not data.get("res", {}).get("changed"):
+                continue
+            delegated = data["res"].get("_ansible_delegated_vars") or {}
+            if delegated.get("ansible_connection") == "local":
+                continue  # on the controller
+            where = delegated.get("ansible_delegated_host") or delegated.get("ansible_host") or data["host"]
+            rows[where] = rows.get(where, 0) + 1
+        return rows
 
     def failed_hosts(self):
         return sorted(set(event["event_data"]["host"] for event in self.events if event["event"] == "runner_on_failed"

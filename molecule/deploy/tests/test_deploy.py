@@ -10,6 +10,7 @@ import sys
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
 from helpers.deploy import (APP_HOSTS, UPSTREAM_FILE, deploy, digest, get, layout, load, upstream,  # noqa: E402
                             versions_through_lb)
+from helpers.awx_job import assert_no_secret, scenario_job  # noqa: E402
 from helpers.runbook import EPHEMERAL, changed_tasks, latest_report, on, receiver_messages, run_playbook  # noqa: E402
 
 testinfra_hosts = ["localhost"]
@@ -48,13 +49,18 @@ def test_green_runs_2_0_0_blue_keeps_1_1_0_warm_and_the_single_instance_is_gone(
         "server app2:8001 max_fails=2 fail_timeout=5s down;", "server app2:8002 weight=1 max_fails=2 fail_timeout=5s;"], upstream()
 
 
-def test_a_second_run_changes_nothing_and_its_check_predicts_that():
+def test_a_second_run_changes_nothing_and_its_check_predicts_that(tmp_path):
     before = digest("lb1", UPSTREAM_FILE)
-    for args in ((), ("--check", "--diff")):
-        result = deploy("2.0.0", *args, artifact_path=str(EPHEMERAL / "artifacts" / "2.0.0.tar.gz"))
-        assert result.returncode == 0, result.stdout[-3000:]
-        assert changed_tasks(result.stdout, skip_ending=True) == [], changed_tasks(result.stdout, skip_ending=True)
+    # both as AWX runs a job template of job type "run", then "check" (tests/helpers/awx_job.py)
+    job = scenario_job(tmp_path, "deploy", deploy_version="2.0.0", deploy_artifact=str(EPHEMERAL / "artifacts" / "2.0.0.tar.gz"))
+    for job_type in ("run", "check"):
+        result = job.run(job_type)
+        assert (result.rc, result.status) == (0, "successful"), result.stdout[-3000:]
+        assert result.changed_tasks(skip_ending=True) == [], result.changed_tasks(skip_ending=True)
         assert "2.0.0 is already live on green: nothing to do" in result.stdout
+        outcome = result.outcome("deploy")
+        assert (outcome["status"], outcome["failed_hosts"], outcome["check_mode"]) == ("ok", [], job_type == "check"), outcome
+        assert_no_secret([result])
     assert digest("lb1", UPSTREAM_FILE) == before
 
 

@@ -11,6 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
+from helpers.awx_job import assert_no_secret, scenario_job  # noqa: E402
 from helpers.deploy import (APP_HOSTS, UPSTREAM_FILE, VersionWatch, deploy, digest, layout, load, on,  # noqa: E402
                             rollback, versions_through_lb)
 from helpers.runbook import changed_tasks, latest_report  # noqa: E402
@@ -89,12 +90,16 @@ def test_rollback_moves_traffic_to_the_warm_release_in_one_step_under_2_s():
         assert "INC-42" in json.loads(on(host, "cat /opt/dealerscope/releases/2.0.0/.dealerscope-bad"))["reason"]
 
 
-def test_rollback_to_a_named_release_no_colour_runs_goes_through_the_health_gate():
-    # 1.0.0 is the provisioned release: no colour runs it, so it is put on the idle colour (green) and gated first
+def test_rollback_to_a_named_release_no_colour_runs_goes_through_the_health_gate(tmp_path):
+    # 1.0.0 is the provisioned release: no colour runs it, so it is put on the idle colour (green) and gated first;
+    # the rollback runs as AWX runs the job template with these survey answers (tests/helpers/awx_job.py)
     with load() as running:
-        result = rollback(rollback_to="1.0.0", rollback_mark_bad="false")
+        result = scenario_job(tmp_path, "rollback", rollback_to="1.0.0", rollback_mark_bad="false").run()
     summary = running.summary()
-    assert result.returncode == 0, result.stdout[-4000:]
+    assert (result.rc, result.status) == (0, "successful"), result.stdout[-4000:]
+    outcome = result.outcome("rollback")
+    assert (outcome["status"], outcome["failed_hosts"]) == ("ok", []), outcome
+    assert_no_secret([result])
     assert "no colour runs it: onto the idle colour green" in result.stdout
     assert summary["failed"] == 0 and summary["skipped"] == 0, summary
     assert versions_through_lb() == {"1.0.0"}

@@ -14,6 +14,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
+from helpers.awx_job import assert_no_secret, scenario_job  # noqa: E402
 from helpers.backup import flip_bytes, info, record  # noqa: E402
 from helpers.molecule_ssh import ssh  # noqa: E402
 from helpers.runbook import changed_tasks, checks_by, latest_report, on, run_playbook  # noqa: E402
@@ -64,7 +65,7 @@ def test_check_mode_changes_nothing_and_predicts_the_restore():
     nothing_left_behind()
 
 
-def test_a_chosen_backup_from_a_chosen_region():
+def test_a_chosen_backup_from_a_chosen_region(tmp_path):
     label = [b["label"] for b in info()["backup"] if b["database"]["repo-key"] == 3][0]
     held, done = [], threading.Event()
 
@@ -78,11 +79,15 @@ def test_a_chosen_backup_from_a_chosen_region():
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        result = restore_test(dr_restore_region="us-east", dr_restore_set=label)
+        # the survey's answers, as AWX runs the job template (tests/helpers/awx_job.py)
+        result = scenario_job(tmp_path, "restore_test", dr_restore_region="us-east", dr_restore_set=label).run()
     finally:
         done.set()
         watcher.join(timeout=10)
-    assert result.returncode == 0, result.stdout[-4000:]
+    assert (result.rc, result.status) == (0, "successful"), result.stdout[-4000:]
+    outcome = result.outcome("restore_test")
+    assert (outcome["status"], outcome["failed_hosts"]) == ("ok", []), outcome
+    assert_no_secret([result])
     assert held and held[0]["sets"] == [label] and held[0]["region"] == "us-east", held
     report, dummy = latest_report("restore_test")
     checks = checks_by(report, "db2")

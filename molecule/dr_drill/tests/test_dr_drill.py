@@ -13,6 +13,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
+from helpers.awx_job import assert_no_secret, scenario_job  # noqa: E402
 from helpers.backup import flip_bytes, record  # noqa: E402
 from helpers.runbook import EPHEMERAL, PROJECT, changed_tasks, checks_by, latest_report, on, run_playbook  # noqa: E402
 
@@ -102,10 +103,16 @@ def test_check_mode_predicts_the_drill_and_changes_nothing():
     back_as_it_was()
 
 
-def test_a_drill_left_as_the_primary_uses_a_healthy_region_and_refuses_a_second_drill():
+def test_a_drill_left_as_the_primary_uses_a_healthy_region_and_refuses_a_second_drill(tmp_path):
     flip_bytes("eu-west")
-    result = drill(dr_drill_finish="leave", dr_drill_writer="false")
-    assert result.returncode != 0, result.stdout[-4000:]  # the damaged region is critical; the drill itself succeeded
+    # the survey's answers, as AWX runs the job template (tests/helpers/awx_job.py)
+    result = scenario_job(tmp_path, "dr_drill", dr_drill_confirm="db1", dr_drill_finish="leave", dr_drill_writer="false").run()
+    assert (result.rc, result.status) == (2, "failed"), result.stdout[-4000:]  # the damaged region is critical; the drill itself succeeded
+    # AWX's host summary and "relaunch on failed hosts": db2 (the damaged region is its row), nothing else
+    assert result.failed_hosts() == ["db2"], result.failed_hosts()
+    outcome = result.outcome("dr_drill")
+    assert (outcome["status"], outcome["failed_hosts"]) == ("critical", ["db2"]), outcome
+    assert_no_secret([result])
     report, dummy = latest_report("dr_drill")
     checks = checks_by(report, "db2")
     damaged = checks["drill:eu-west:usable"]

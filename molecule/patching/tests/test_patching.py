@@ -9,6 +9,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
+from helpers.awx_job import assert_no_secret, scenario_job  # noqa: E402
 from helpers.runbook import EPHEMERAL, checks_by, latest_report, on, receiver_messages, run_playbook  # noqa: E402
 from helpers.patching import APPS, PATCH, boot_time, fact, host_changes, reset, snapshot, upstream_line, versions  # noqa: E402
 
@@ -98,11 +99,15 @@ def test_host_changes_counts_delegated_changes_where_they_happen(tmp_path):
     assert host_changes(result.stdout) == {"app1": 1, "lb1": 2}, result.stdout[-3000:]
 
 
-def test_second_run_changes_nothing_on_any_host():
-    result = run_playbook(PATCH)
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert host_changes(result.stdout) == {}, result.stdout[-3000:]
-    assert re.search(r"^app1\s+: ok=\d+\s+changed=\d+\s+unreachable=0\s+failed=0", result.stdout, re.M)
+def test_second_run_as_an_awx_job_changes_nothing_on_any_host(tmp_path):
+    result = scenario_job(tmp_path, "patch").run()  # as AWX runs it (tests/helpers/awx_job.py)
+    assert (result.rc, result.status) == (0, "successful"), result.stdout[-3000:]
+    assert result.host_changes() == {}, result.changed_tasks()
+    stats = result.stats()
+    assert "app1" in stats["ok"] and not stats["failures"] and not stats["dark"], stats
+    outcome = result.outcome("patch")
+    assert (outcome["status"], outcome["failed_hosts"]) == ("ok", []), outcome
+    assert_no_secret([result])
     report, base = latest_report("patch")
     for host in APPS:
         assert checks_by(report, host)["patch"]["message"].startswith("nothing to upgrade")
