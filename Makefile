@@ -13,7 +13,7 @@ export PATH := $(BIN):$(PATH)
 COLL_LINK := $(ROOT)/.build/collections/ansible_collections/dealerscope/ops
 LAB_RELEASES := debian12 debian13
 
-.PHONY: help prereqs venv collection images images-clean stack-images lab lab-down provision demo lint sanity unit molecule test build changelog
+.PHONY: ee help prereqs venv collection images images-clean stack-images lab lab-down provision demo lint sanity unit molecule test build changelog
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -96,8 +96,11 @@ unit: venv collection ## Unit tests of modules and filters
 molecule: venv collection images ## Every Molecule scenario (one pytest test each)
 	@$(PY) -m pytest -q tests/integration
 
+ee: venv images $(CONTAINERS_CONF) ## The execution environment image (execution-environment.yml on the lab's Debian image: lab/bin/ee-build.sh)
+	@lab/bin/ee-build.sh
+
 # Two lanes (tests/conftest.py): Molecule scenarios one after another on one worker, everything else on the other.
-test: venv collection images stack-images ## Whole suite - gates (yamllint, ansible-lint, sanity), unit, integration, molecule; one summary line
+test: venv collection images stack-images ee ## Whole suite - gates (yamllint, ansible-lint, sanity), unit, integration, molecule; one summary line
 	@$(PY) -m pytest tests/gates tests/unit tests/integration -x -p no:cacheprovider -q -rfE -n 2 --dist loadscope --no-loadscope-reorder --durations=25
 
 build: venv ## Build the collection tarball into .build/

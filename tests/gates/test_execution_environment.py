@@ -8,7 +8,8 @@
 * collections/requirements.yml (what an AWX project sync installs) installs this checkout as dealerscope.ops and names
   exactly galaxy.yml's dependencies, and the Galaxy tarball carries neither the lab's inventory nor project files.
 
-Building the image needs the base image from a registry this machine cannot reach (see docs/awx.md)."""
+The image itself is built from the lab's Debian image by lab/bin/ee-build.sh (make ee, before the suite) and a job runs
+in it in molecule/daily/tests/test_runner.py (see docs/awx.md)."""
 import ast
 import os
 import pathlib

@@ -9,11 +9,12 @@ fails the same host; no secret in any event or artifact file of any job.
 """
 import json
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
-from helpers.awx_job import AwxJob  # noqa: E402
-from helpers.runbook import RECEIVER, inventory_dir, on, receiver_clear, receiver_messages, scenario_extra_vars  # noqa: E402
+from helpers.awx_job import AwxJob, assert_no_secret, lab_secrets  # noqa: E402
+from helpers.runbook import EPHEMERAL, PROJECT, RECEIVER, inventory_dir, on, receiver_clear, receiver_messages, scenario_extra_vars  # noqa: E402
 
 SLACK_PATH = "/slack/T0AWX/B0AWX/awx-secret-token"
 PAGER_KEY = "rk-awx-job-0007"
@@ -76,3 +77,43 @@ def test_sliced_job_reports_and_alerts_as_the_unsliced_job(tmp_path):
     for result in [whole] + slices:
         text = result.artifact_text()
         assert SLACK_PATH not in text and "awx-secret-token" not in text and PAGER_KEY not in text
+
+
+EE_IMAGE = "localhost/dealerscope-ops-ee:lab"
+
+
+def test_jobs_in_the_execution_environment_image_report_and_page_once(tmp_path):
+    """The image lab/bin/ee-build.sh builds from execution-environment.yml (make ee; make test builds it first) runs
+    the job as AWX runs it in a container: the collection is the image's (nothing of the checkout is mounted but the
+    private data dir's project copy), the report and the ledger go to the one mounted durable path; two jobs, each in
+    a new container with nothing kept of the one before: the second pages nobody again."""
+    from helpers.lab_conf import containers_conf  # pylint: disable=import-outside-toplevel
+    exists = subprocess.run(["podman", "image", "exists", EE_IMAGE], env=dict(os.environ, CONTAINERS_CONF=containers_conf()), check=False)
+    assert exists.returncode == 0, "no %s: build it with make ee (lab/bin/ee-build.sh)" % EE_IMAGE
+    durable = tmp_path / "durable"
+    durable.mkdir()
+    extravars = dict(scenario_extra_vars(), daily_report_dir=str(durable / "reports"), daily_notify_state_dir=str(durable / "notify"),
+                     daily_notify_channels=[
+                         {"name": "pager", "kind": "pager", "url": RECEIVER + "/pager", "routing_key": PAGER_KEY, "severities": ["critical"]}])
+    # the lab's own files the inventory reads (its CA, its generated passwords) are exposed read-only, as a credential would be
+    job = AwxJob(tmp_path / "jobs", "daily", inventory_dir(), extravars, image=EE_IMAGE, mounts=[durable, "%s:ro" % EPHEMERAL])
+    receiver_clear()
+    on("app2", "systemctl stop dealerscope-api")
+    try:
+        first = job.run()
+        pages = receiver_messages()
+        second = job.run()
+    finally:
+        on("app2", "systemctl start dealerscope-api")
+    for result in (first, second):
+        assert (result.rc, result.status) == (2, "failed"), result.stdout[-3000:]
+        assert result.failed_hosts() == ["app2"], result.stdout[-3000:]
+        assert result.outcome("daily")["failed_hosts"] == ["app2"] and result.outcome("daily")["status"] == "critical"
+        paths = set(event["event_data"].get("task_path", "").split(":")[0] for event in result.events if event["event"] == "playbook_on_task_start")
+        image_roles = "/usr/share/ansible/collections/ansible_collections/dealerscope/ops/roles/"
+        assert paths and all(path.startswith(image_roles) for path in paths if "/roles/" in path), sorted(paths)[:5]
+        assert str(PROJECT) not in result.artifact_text()  # nothing of the checkout
+    assert any(m["path"] == "/pager" and m["body"]["dedup_key"] == "service_down|app2|service:dealerscope-api.service" for m in pages), pages
+    assert [m for m in receiver_messages()[len(pages):] if m["path"] == "/pager"] == []  # the ledger outlived the container
+    assert len(list((durable / "reports" / "daily").glob("2*"))) == 2
+    assert_no_secret([first, second], PAGER_KEY, *lab_secrets())
