@@ -12,6 +12,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 tag=${1:-localhost/dealerscope-ops-ee:lab}
 work=$here/.build/ee-lab
+started=$(date +%s)
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$HOME/.config/dealerscope-ops/containers.conf}
 rm -rf "$work" && mkdir -p "$work/collections" "$work/dist"
 
@@ -77,4 +78,4 @@ PY
 # what earlier builds left: the images this tag replaced, bases of other recipes
 podman image prune -f --filter label=ansible-execution-environment=true >/dev/null
 podman images --format '{{.Repository}}:{{.Tag}}' localhost/dealerscope-ee-base | grep -vx "$base" | xargs -r podman rmi >/dev/null 2>&1 || true
-podman image inspect --format '{{.Id}}' "$tag"
+echo "execution environment $tag ($(podman image inspect --format '{{.Id}}' "$tag" | cut -c1-12)) built in $(( $(date +%s) - started )) s"
