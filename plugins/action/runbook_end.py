@@ -197,8 +197,12 @@ def run_events(events):
     return alerts
 
 
-def stats_key(runbook):
-    return 'dealerscope_' + re.sub(r'[^A-Za-z0-9_]', '_', runbook)
+def stats_key(runbook, progress=None):
+    """The stats key of a run's outcome. A slice that does not complete its run sets a key of its own: AWX merges the
+    artifacts of a sliced job's jobs key by key, the last job to finish winning, so the run's key must come only from
+    the slice that merged the run, whichever slice finishes last."""
+    key = 'dealerscope_' + re.sub(r'[^A-Za-z0-9_]', '_', runbook)
+    return key if progress is None else '%s_slice_%d' % (key, progress['recorded'])
 
 
 class ActionModule(ActionBase):
@@ -395,7 +399,7 @@ class ActionModule(ActionBase):
             changed=True, status=own['status'], summary=own['summary'], problems=own['problems'], report_dir='',
             paths={}, report_url=url, written=False, pruned=[], delivery=[], sent=0, failed_hosts=failed_hosts,
             run_problems=run_problems, fail_on=args['fail_on'], outcome=outcome, slice=progress,
-            ansible_stats={'data': {stats_key(runbook): outcome}, 'per_host': False, 'aggregate': False},
+            ansible_stats={'data': {stats_key(runbook, progress): outcome}, 'per_host': False, 'aggregate': False},
             msg='%s: slice %d of %d of run %s recorded (%s for its %d hosts); the slice that completes the run writes the '
                 'report %s and sends the alerts' % (runbook, progress['recorded'], progress['of'], progress['run'],
                                                     own['status'].upper(), len(play_hosts), url))

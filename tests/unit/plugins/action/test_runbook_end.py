@@ -14,6 +14,7 @@ a user template overrides the built-in one and a broken one fails before anyone 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import os
 import pathlib
@@ -347,9 +348,19 @@ def test_three_slices_in_parallel_write_the_report_and_send_the_alerts_of_the_un
 
     job = Job(tmp_path / 'sliced', receiver)  # a durable location of its own: a fresh ledger sends the same alerts
     done = job.run_sliced(hosts, 3, '4711', demo_results=SIX, demo_fleet_rows=SERVICE)
-    outcomes = [stats(events)['artifact_data']['dealerscope_demo'] for dummy, events, dummy2 in done]
+    artifacts = [stats(events)['artifact_data'] for dummy, events, dummy2 in done]
+    outcomes = [outcome for data in artifacts for outcome in data.values()]
     merged = [outcome for outcome in outcomes if outcome['slice']['merged']]
-    assert len(merged) == 1, outcomes  # exactly one slice completed the run
+    assert len(merged) == 1 and len(outcomes) == 3, artifacts  # exactly one slice completed the run
+    # the run's key comes only from the slice that merged it; the others have keys of their own
+    assert sorted(key for data in artifacts for key in data) == ['dealerscope_demo', 'dealerscope_demo_slice_1', 'dealerscope_demo_slice_2']
+    # AWX merges the slices' artifacts key by key, the last job to finish winning: in any finishing order, the
+    # workflow's next node sees the merged run
+    for order in itertools.permutations(artifacts):
+        seen = {}
+        for data in order:
+            seen.update(data)
+        assert seen['dealerscope_demo'] == merged[0]
     assert sorted(outcome['slice']['recorded'] for outcome in outcomes) == [1, 2, 3]
     assert all(outcome['slice']['run'] == '4711' and outcome['slice']['of'] == 3 for outcome in outcomes)
     report = job.report()
@@ -373,7 +384,7 @@ def test_a_sliced_run_missing_a_slice_is_reported_by_the_next_run(tmp_path, rece
     private = job.prepare(hosts[0::3], awx_job_id='6001', awx_workflow_job_id='900', runbook_end_slices='3',
                           demo_results=SIX)
     runner = ansible_runner.run(private_data_dir=str(private), playbook='end.yml', quiet=True, timeout=240)
-    outcome = stats(list(runner.events))['artifact_data']['dealerscope_demo']
+    outcome = stats(list(runner.events))['artifact_data']['dealerscope_demo_slice_1']
     assert outcome['slice'] == {'run': '900', 'recorded': 1, 'of': 3, 'merged': False}
     assert not list((job.durable / 'reports' / 'demo').glob('2026*')) and messages(receiver) == []  # no report, no alert yet
     parts = list((job.durable / 'reports' / 'demo' / '.slices' / '900').glob('*.part.json'))
