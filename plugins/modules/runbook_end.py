@@ -172,7 +172,7 @@ options:
         slice records its results under O(report_dir)C(/<runbook>/.slices/<run>/) (mode 0600) and ends with its own hosts'
         verdict; the slice that completes the set merges all of them into the one report of the run, sends the one set
         of alerts and returns the run's outcome (stats key C(dealerscope_<runbook>)). A slice that does not complete the
-        set sets its own outcome under C(dealerscope_<runbook>_slice_<n>) (n its place in the recording order): AWX
+        set sets its own outcome under C(dealerscope_<runbook>_slice_<n>) (n its place in the recording order), because AWX
         merges a sliced job's artifacts key by key with the last job to finish winning, so the run's key is only ever
         the merged one. Rows several slices report (a check every slice runs once, such as the
         service through the load balancer) merge into one, the worst result kept. O(report_dir) must be shared by the
