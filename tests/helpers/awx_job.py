@@ -172,6 +172,17 @@ def assert_no_secret(results, *secrets):
             assert secret and secret not in text, "a secret (%d chars) is in the artifacts of %s" % (len(secret), result.private)
 
 
+def assert_changed_nothing(result, runbook, *secrets):
+    """A job that changed nothing but its report: rc 0 and successful, no changed task outside the runbook ending,
+    stats ``ok`` with no failed host, no secret (by default the lab's) in any event or artifact. Returns the stats."""
+    assert (result.rc, result.status) == (0, "successful"), result.stdout[-3000:]
+    assert result.changed_tasks(skip_ending=True) == [], result.changed_tasks(skip_ending=True)
+    outcome = result.outcome(runbook)
+    assert (outcome["status"], outcome["failed_hosts"]) == ("ok", []), outcome
+    assert_no_secret([result], *secrets)
+    return outcome
+
+
 class Result:
     """What AWX would show of a job: rc, status, events, the stats artifact, the failed hosts."""
 
@@ -190,14 +201,16 @@ class Result:
     def outcome(self, runbook):
         return self.stats()["artifact_data"]["dealerscope_%s" % runbook]
 
+    def _changed(self):
+        """The event data of every task result reported changed."""
+        return [event["event_data"] for event in self.events
+                if event["event"] == "runner_on_ok" and event.get("event_data", {}).get("res", {}).get("changed")]
+
     def changed_tasks(self, skip_ending=False):
         """(task, host) pairs the job reported changed, named as the default callback names them ("role : task");
         with ``skip_ending``, without the runbook ending's tasks (its report changes at every run)."""
         found = []
-        for event in self.events:
-            data = event.get("event_data", {})
-            if event["event"] != "runner_on_ok" or not data.get("res", {}).get("changed"):
-                continue
+        for data in self._changed():
             role = data.get("role")
             if skip_ending and role == "runbook_end":
                 continue
@@ -209,10 +222,7 @@ class Result:
         lb1, named by its address as the default callback names it); results on the controller (reports,
         notifications: a local connection) do not count."""
         rows = {}
-        for event in self.events:
-            data = event.get("event_data", {})
-            if event["event"] != "runner_on_ok" or not data.get("res", {}).get("changed"):
-                continue
+        for data in self._changed():
             delegated = data["res"].get("_ansible_delegated_vars") or {}
             if delegated.get("ansible_connection") == "local":
                 continue  # on the controller

@@ -14,7 +14,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
-from helpers.awx_job import assert_no_secret, scenario_job  # noqa: E402
+from helpers.awx_job import assert_changed_nothing, scenario_job  # noqa: E402
 from helpers.molecule_ssh import ssh  # noqa: E402
 from helpers.runbook import changed_tasks, checks_by, latest_report, on, receiver_clear, receiver_messages, run_module, run_playbook  # noqa: E402
 
@@ -100,11 +100,7 @@ def test_tls_policy_checked_from_outside():
 def test_a_second_run_as_an_awx_job_changes_nothing_when_nothing_is_due(tmp_path):
     before = live_target()
     result = scenario_job(tmp_path, "tls", tls_force_renewal="false").run()  # as AWX runs it (tests/helpers/awx_job.py)
-    assert (result.rc, result.status) == (0, "successful"), result.stdout[-3000:]
-    assert result.changed_tasks(skip_ending=True) == [], result.changed_tasks(skip_ending=True)
-    outcome = result.outcome("tls")
-    assert (outcome["status"], outcome["failed_hosts"]) == ("ok", []), outcome
-    assert_no_secret([result])
+    assert_changed_nothing(result, "tls")
     assert live_target() == before
     report = latest_report("tls")[0]
     assert checks_by(report, "lb1")["tls-renewal:api"]["message"].startswith("not due"), report
