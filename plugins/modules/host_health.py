@@ -21,8 +21,11 @@ description:
   - Reads C(/proc), C(/sys/fs/cgroup) and C(os.statvfs) directly and runs only a few commands
     (one C(systemctl show) for all units, C(systemctl list-units --state=failed), C(apt-get -s dist-upgrade)
     and C(chronyc -n tracking) or C(timedatectl show)), so that it finishes well under a second plus the CPU sample.
-  - The module only reads; it never changes anything on the host. It never fails because a check is not ok;
-    the checks say so.
+  - The module changes nothing on the host but its own cache of the update simulation (O(updates_cache)) and, with O(logs),
+    the log cursor. It never fails because a check is not ok; the checks say so.
+  - With O(logs) it also scans the logs written since its previous run, exactly as M(dealerscope.ops.log_scan) does, within the
+    same module execution (one round trip per host for the daily runbook's host checks instead of two); the checks of the
+    scan follow the host checks in RV(checks).
   - It fails before measuring anything, with a message naming the option(s), when a percentage is not between 0 and 100,
     a warning threshold is above its critical one (O(disk_warn_percent) and O(disk_crit_percent), O(inode_warn_percent) and
     O(inode_crit_percent), O(memory_warn_percent) and O(memory_crit_percent), O(cpu_limit_percent) and O(cpu_crit_percent)),
@@ -163,8 +166,27 @@ options:
       - Whether to look for pending package updates with C(apt-get -s -o Debug::NoLocking=1 dist-upgrade).
       - This only simulates an upgrade with the package lists as they are; it never refreshes them.
       - When V(false), there is no C(updates) check and RV(health.updates) is V(null).
+      - The simulation costs about a quarter of a second of CPU per host; its answer is kept in O(updates_cache).
     type: bool
     default: true
+  updates_cache:
+    description:
+      - File on the managed host that keeps the last simulation's answer with a fingerprint of everything C(apt-get) reads
+        to make it (inode, size and modification time of dpkg's status, apt's package lists, sources, preferences, configuration
+        and keyrings).
+      - The answer is reused only while that fingerprint is unchanged and it is younger than O(updates_cache_max_age_hours), so
+        C(apt-get update), an installed or held package or a new pin makes the next run simulate again.
+      - Written atomically (mode 0644, the directory is created), never in check mode and never after a failed simulation; when it
+        cannot be written the module warns and the run goes on. An empty string disables the cache.
+    type: path
+    default: /var/cache/dealerscope-ops/updates.json
+    version_added: 0.2.0
+  updates_cache_max_age_hours:
+    description:
+      - Oldest answer of O(updates_cache) that is used, in hours (0 disables the cache, at most 720).
+    type: float
+    default: 24
+    version_added: 0.2.0
   security_updates_status:
     description: Status of check C(updates) when security updates are pending.
     type: str
@@ -183,16 +205,75 @@ options:
     type: list
     elements: int
     default: []
+  logs:
+    description:
+      - Scan the logs since the previous run too, with these options of M(dealerscope.ops.log_scan) (the same names,
+        defaults and meaning; see that module for the checks it adds).
+      - When not set, no log is read and nothing is written but the updates cache.
+    type: dict
+    version_added: 0.2.0
+    suboptions:
+      state_file:
+        description: Cursor file on the host (mode 0600), see M(dealerscope.ops.log_scan).
+        type: path
+        default: /var/lib/dealerscope-ops/log_scan.json
+      first_run_lookback_hours:
+        description: How far back to read when there is no cursor yet.
+        type: int
+        default: 24
+      max_journal_entries:
+        description: Upper bound of journal entries read in one run; the rest is read by the next run.
+        type: int
+        default: 200000
+      access_logs:
+        description: JSON-lines access logs with a C(status) field (check C(app_5xx_rate)).
+        type: list
+        elements: path
+        default: [/var/log/dealerscope/access.log]
+      pii_paths:
+        description: Files scanned for email addresses and card numbers (check C(pii_in_logs)); O(logs.access_logs) when empty.
+        type: list
+        elements: path
+        default: []
+      ssh_failures_warn:
+        description: SSH authentication failures since the cursor that make C(ssh_auth_failures) a V(warning).
+        type: int
+        default: 10
+      ssh_failures_crit:
+        description: SSH authentication failures since the cursor that make C(ssh_auth_failures) V(critical).
+        type: int
+        default: 100
+      error_rate_percent:
+        description: Share of 5xx responses, in percent, above which C(app_5xx_rate) is V(critical).
+        type: float
+        default: 0.1
+      min_requests:
+        description: Fewest requests for C(app_5xx_rate) to judge a rate.
+        type: int
+        default: 20
+      scan_journal:
+        description: Whether to read the systemd journal (checks C(ssh_auth_failures), C(sudo_use), C(new_accounts)).
+        type: bool
+        default: true
+      fail2ban:
+        description: Whether fail2ban's bans are read (C(auto) when installed), required, or not read.
+        type: str
+        choices: [auto, required, disabled]
+        default: auto
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return the same result as without it, because the module only reads.
+    description:
+      - Measures everything as a real run does, but writes neither the updates cache nor the log cursor of O(logs).
+      - Reports V(changed) exactly as a real run would (only the log cursor's content changing counts).
   diff_mode:
     support: none
-    description: Will not return details on what has changed (nothing ever changes).
+    description: Will not return details on what has changed.
   idempotent:
-    support: full
-    description: The module never changes anything, so running it again gives the same result.
+    support: partial
+    description:
+      - Without O(logs) nothing is ever reported changed (the updates cache is not a change of the host).
+      - With O(logs), as M(dealerscope.ops.log_scan) - the cursor moves when new log entries were read.
 notes:
   - "Checks and their alert classes: C(service:<unit>) (V(service_down)), C(service_memory:<unit>) (V(resource_exhaustion)),
     C(failed_units) (V(warning) when any unit failed, V(critical) with alert V(service_down) when one of O(services) did),
@@ -393,6 +474,9 @@ health:
       description:
         - Pending upgrades from C(apt-get -s dist-upgrade); V(null) when O(check_updates=false).
         - C(supported) is V(false) on hosts without C(apt-get); C(error) is set when the simulation failed.
+        - C(cache) says whether the answer came from O(updates_cache) (C(used)), when it was computed (C(computed_at), UTC), whether
+          this run wrote it (C(written)), why the cache was not used (C(reason), for example C(apt state changed)) and a write
+          error (C(error)).
       type: dict
       sample:
         supported: true
@@ -402,6 +486,8 @@ health:
         packages:
           - {name: libssl3, old: 3.0.15-1~deb12u1, new: 3.0.16-1~deb12u1, origin: "Debian-Security:12/stable-security [amd64]", security: true}
         error: null
+        cache: {path: /var/cache/dealerscope-ops/updates.json, used: true, computed_at: "2026-11-28T06:00:03Z", written: false,
+                reason: null, error: null}
     reboot_required:
       description: Whether C(/run/reboot-required) exists, and the packages listed in C(/run/reboot-required.pkgs).
       type: dict
@@ -428,6 +514,17 @@ health:
       description: Runtime of the module itself in milliseconds, from argument parsing to the result (without Python start-up).
       type: int
       sample: 540
+logs:
+  description:
+    - With O(logs), what the log scan read (C(summary), C(cursor), C(counts)), as M(dealerscope.ops.log_scan) returns them; its
+      checks are in RV(checks). V(null) without O(logs).
+  returned: always
+  type: dict
+  version_added: 0.2.0
+  sample:
+    summary: {ok: 5, warning: 0, critical: 0, status: ok}
+    cursor: {state_file: /var/lib/dealerscope-ops/log_scan.json, first_run: false, written: true}
+    counts: {journal_entries: 12, ssh_failures: 0, requests: 0, errors_5xx: 0}
 """
 
 import os
@@ -478,6 +575,9 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.host_health import
     validate_thresholds,
 )
 
+from ansible_collections.dealerscope.ops.plugins.module_utils import updates_cache
+from ansible_collections.dealerscope.ops.plugins.module_utils.log_scan_run import ARGUMENT_SPEC as LOG_SCAN_SPEC, scan, validate as validate_logs
+
 C_ENV = {'LANG': 'C', 'LC_ALL': 'C', 'LC_MESSAGES': 'C', 'SYSTEMD_PAGER': '', 'SYSTEMD_COLORS': '0'}
 
 
@@ -517,6 +617,14 @@ def usable_cpus():
         return len(os.sched_getaffinity(0)) or os.cpu_count()
     except (AttributeError, OSError):
         return os.cpu_count()
+
+
+def apt_fingerprint():
+    return updates_cache.fingerprint()
+
+
+def iso_utc(seconds):
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(seconds))
 
 
 def one_line(text):
@@ -644,11 +752,7 @@ def gather_mounts(params):
     return result
 
 
-def gather_updates(module):
-    apt_get = module.get_bin_path('apt-get')
-    if not apt_get:
-        return {'supported': False, 'reason': 'apt-get not found, not supported on this host', 'total': None, 'security': [],
-                'other_count': None, 'packages': [], 'error': None}
+def simulate_updates(module, apt_get):
     rc, out, err = module.run_command([apt_get, '-s', '-o', 'Debug::NoLocking=1', 'dist-upgrade'], environ_update=C_ENV)
     if rc != 0:
         return {'supported': True, 'total': None, 'security': [], 'other_count': None, 'packages': [],
@@ -657,6 +761,34 @@ def gather_updates(module):
     security = [package['name'] for package in packages if package['security']]
     return {'supported': True, 'total': len(packages), 'security': security, 'other_count': len(packages) - len(security),
             'packages': packages, 'error': None}
+
+
+def gather_updates(module, params):
+    """Pending upgrades: the simulation's answer, from the host's cache while apt's inputs are unchanged (see updates_cache)."""
+    apt_get = module.get_bin_path('apt-get')
+    if not apt_get:
+        return {'supported': False, 'reason': 'apt-get not found, not supported on this host', 'total': None, 'security': [],
+                'other_count': None, 'packages': [], 'error': None}
+    path = params['updates_cache']
+    now = wall_clock()
+    key = apt_fingerprint() if path else None
+    value, detail = updates_cache.load(path, key, now, params['updates_cache_max_age_hours'] * 3600)
+    if value is not None:
+        value['cache'] = {'path': path, 'used': True, 'computed_at': iso_utc(detail), 'written': False, 'reason': None, 'error': None}
+        return value
+    value = simulate_updates(module, apt_get)
+    cache = {'path': path or None, 'used': False, 'computed_at': iso_utc(now), 'written': False, 'reason': detail, 'error': None}
+    # A failed simulation is not cached (the next run tries again); nor is anything written in check mode.
+    if path and detail != 'disabled' and value['error'] is None and not module.check_mode:
+        try:
+            updates_cache.store(path, key, value, now)
+            cache['written'] = True
+        except (IOError, OSError) as exc:
+            cache['error'] = 'cannot write the updates cache %s: %s' % (path, exc)
+            module.warn('host_health: %s (the simulation runs again next time; set updates_cache to a writable path, '
+                        'or to an empty string to disable the cache)' % cache['error'])
+    value['cache'] = cache
+    return value
 
 
 def gather_reboot():
@@ -709,11 +841,14 @@ def main():
             cpu_average_hours=dict(type='float', default=24.0),
             sysstat_dir=dict(type='path'),
             check_updates=dict(type='bool', default=True),
+            updates_cache=dict(type='path', default='/var/cache/dealerscope-ops/updates.json'),
+            updates_cache_max_age_hours=dict(type='float', default=24.0),
             security_updates_status=dict(type='str', default='warning', choices=['warning', 'critical']),
             clock_max_offset_ms=dict(type='int', default=100),
             expected_ports=dict(type='list', elements='int', default=[]),
             postgresql_layout=dict(type='str', default='auto', choices=['auto', 'debian', 'none']),
             postgresql_etc_dir=dict(type='path', default='/etc/postgresql'),
+            logs=dict(type='dict', options=LOG_SCAN_SPEC),
         ),
         supports_check_mode=True,
     )
@@ -723,6 +858,10 @@ def main():
         module.fail_json(msg='invalid options: %s' % '; '.join(problems))
     if params['cpu_sample_seconds'] <= 0 or params['cpu_sample_seconds'] > 60:
         module.fail_json(msg='cpu_sample_seconds must be greater than 0 and at most 60, got %s' % params['cpu_sample_seconds'])
+    if params['logs'] is not None and validate_logs(params['logs']):
+        module.fail_json(msg='invalid logs options: %s' % validate_logs(params['logs']))
+    if params['updates_cache_max_age_hours'] < 0 or params['updates_cache_max_age_hours'] > 720:
+        module.fail_json(msg='updates_cache_max_age_hours must be between 0 (no cache) and 720, got %s' % params['updates_cache_max_age_hours'])
     if params['cpu_average_hours'] < 0 or params['cpu_average_hours'] > 168:
         module.fail_json(msg='cpu_average_hours must be between 0 (sample only) and 168, got %s' % params['cpu_average_hours'])
 
@@ -743,11 +882,13 @@ def main():
                                      parse_proc_net_tcp(read_text('/proc/net/tcp6'), 'tcp6')),
         'mounts': gather_mounts(params),
         'memory': memory_usage(parse_meminfo(read_text('/proc/meminfo')), cgroup_memory_limit(read_text('/proc/self/cgroup'))),
-        'updates': gather_updates(module) if params['check_updates'] else None,
+        'updates': gather_updates(module, params) if params['check_updates'] else None,
         'reboot_required': gather_reboot(),
         'clock': gather_clock(module),
     }
     history = gather_cpu_history(module, params, wall_clock())
+    # The log scan (journal, access logs, fail2ban since the cursor) runs within the CPU sample too: no second module execution.
+    logs = scan(module, params['logs']) if params['logs'] is not None else None
 
     remaining = params['cpu_sample_seconds'] - (time.monotonic() - sample_start)
     if remaining > 0:
@@ -785,7 +926,14 @@ def main():
 
     checks = evaluate(params, health)
     health['elapsed_ms'] = int(round((time.monotonic() - start) * 1000))
-    module.exit_json(changed=False, checks=checks, health=health)
+    if logs is None:
+        module.exit_json(changed=False, checks=checks, health=health, logs=None)
+    checks.extend(logs['checks'])
+    error = logs.pop('error')
+    logs.pop('checks')
+    if error:
+        module.fail_json(msg='logs: %s' % error, checks=checks, health=health, logs=logs)
+    module.exit_json(changed=logs.pop('changed'), checks=checks, health=health, logs=logs)
 
 
 if __name__ == '__main__':

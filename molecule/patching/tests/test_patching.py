@@ -10,7 +10,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests"))
 from helpers.awx_job import assert_no_secret, scenario_job  # noqa: E402
-from helpers.runbook import EPHEMERAL, checks_by, latest_report, on, receiver_messages, run_playbook  # noqa: E402
+from helpers.runbook import EPHEMERAL, checks_by, latest_report, on, receiver_messages, run_module, run_playbook  # noqa: E402
 from helpers.patching import APPS, PATCH, boot_time, fact, host_changes, reset, snapshot, upstream_line, versions  # noqa: E402
 
 
@@ -111,6 +111,28 @@ def test_second_run_as_an_awx_job_changes_nothing_on_any_host(tmp_path):
     report, base = latest_report("patch")
     for host in APPS:
         assert checks_by(report, host)["patch"]["message"].startswith("nothing to upgrade")
+
+
+def pending(host):
+    """host_health's pending updates on the host (as the daily runbook runs it, the updates cache included)."""
+    result = run_module(host, "dealerscope.ops.host_health", {"cpu_sample_seconds": 0.1, "cpu_average_hours": 0})
+    updates = result["health"]["updates"]
+    return sorted(package["name"] for package in updates["packages"]), updates["cache"]
+
+
+def test_the_daily_updates_check_follows_the_packages_not_its_cache():
+    """host_health keeps apt's simulation in a cache on the host (updates_cache): a repeated run reads it, and the
+    packages changing under it (here a downgrade to 1.0, as an upgrade would) show at once, never the old answer."""
+    names, cache = pending("app1")
+    assert not [name for name in names if name.startswith("dslab-")], names  # patched: nothing of the lab's pending
+    names, cache = pending("app1")
+    assert cache["used"] is True, cache
+    reset("app1")  # back to 1.0: dpkg's status changed
+    names, cache = pending("app1")
+    assert (cache["used"], cache["reason"]) == (False, "apt state changed"), cache
+    assert "dslab-libdemo" in names, names
+    names, cache = pending("app1")
+    assert cache["used"] is True and "dslab-libdemo" in names, (names, cache)
 
 
 def test_check_mode_changes_nothing_anywhere():

@@ -72,7 +72,9 @@ Leap status     : Not synchronised
 class Harness:
     """Fakes the host: files under /proc, statvfs, commands; records the commands run."""
 
-    def __init__(self, monkeypatch):
+    def __init__(self, monkeypatch, tmp_path):
+        self.updates_cache = str(tmp_path / 'cache' / 'updates.json')
+        self.apt_key = 'apt-state-1'
         self.files = {
             '/proc/self/mountinfo': MOUNTINFO,
             '/proc/meminfo': 'MemTotal: 4000000 kB\nMemFree: 100000 kB\nMemAvailable: 2000000 kB\n',
@@ -109,6 +111,7 @@ class Harness:
         monkeypatch.setattr(host_health, 'is_directory', lambda path: path not in ('/etc/hosts', '/etc/resolv.conf'))
         monkeypatch.setattr(host_health, 'path_exists', lambda path: path in self.exists)
         monkeypatch.setattr(host_health, 'chronyd_options', lambda: ['-F', '1', '-x'])
+        monkeypatch.setattr(host_health, 'apt_fingerprint', lambda: self.apt_key)
 
     def read_text(self, path):
         if path == '/proc/stat':
@@ -134,6 +137,7 @@ class Harness:
 
     def run(self, **args):
         args.setdefault('cpu_sample_seconds', 0.01)
+        args.setdefault('updates_cache', self.updates_cache)
         with set_module_args(args):
             with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as excinfo:
                 host_health.main()
@@ -141,8 +145,8 @@ class Harness:
 
 
 @pytest.fixture
-def harness(monkeypatch):
-    return Harness(monkeypatch)
+def harness(monkeypatch, tmp_path):
+    return Harness(monkeypatch, tmp_path)
 
 
 def by_name(result):
@@ -284,7 +288,7 @@ def test_proc_mounts_fallback(harness, monkeypatch):
     harness.files['/proc/self/mountinfo'] = None
     harness.files['/proc/mounts'] = 'overlay / overlay rw 0 0\nproc /proc proc rw 0 0\n'
     monkeypatch.setattr(host_health.os, 'stat', lambda path: collections.namedtuple('S', 'st_dev')(66))
-    failed, result = harness.run()
+    failed, result = harness.run(updates_cache='')  # os.stat is faked for every caller
     assert not failed
     assert [(m['mount'], m['device']) for m in result['health']['mounts']] == [('/', '66')]
 
@@ -344,6 +348,151 @@ def test_sensible_edge_thresholds_are_accepted(harness):
     failed, result = harness.run(disk_warn_percent=90, disk_crit_percent=90, memory_warn_percent=0, memory_crit_percent=100,
                                  cpu_limit_percent='70', cpu_crit_percent='70', clock_max_offset_ms=0, expected_ports=[1, 65535])
     assert not failed, result.get('msg')
+
+
+# --------------------------------------------------------------------------- the updates cache
+
+def apt_runs(harness):
+    return sum(1 for command in harness.commands if os.path.basename(command[0]) == 'apt-get')
+
+
+def test_updates_cache_answers_the_next_run_while_apt_state_is_unchanged(harness):
+    _failed, first = harness.run()
+    assert apt_runs(harness) == 1
+    assert first['health']['updates']['cache'] == {'path': harness.updates_cache, 'used': False, 'computed_at': '2026-11-27T06:00:00Z',
+                                                   'written': True, 'reason': 'no cache yet', 'error': None}
+    harness.stat_samples = ['cpu  100 0 100 800 0 0 0 0 0 0\n', 'cpu  150 0 150 900 0 0 0 0 0 0\n']
+    harness.now += 3600
+    _failed, second = harness.run()
+    assert apt_runs(harness) == 1  # no second simulation
+    assert second['health']['updates']['cache']['used'] is True
+    assert second['health']['updates']['cache']['computed_at'] == '2026-11-27T06:00:00Z'
+    assert by_name(second)['updates'] == by_name(first)['updates']
+    assert second['changed'] is False and first['changed'] is False
+
+
+@pytest.mark.parametrize('change, reason', [('key', 'apt state changed'), ('age', 'expired'), ('corrupt', 'unreadable cache')])
+def test_updates_cache_is_not_used_after_apt_state_changes_or_it_expires(harness, change, reason):
+    harness.run()
+    harness.stat_samples = ['cpu  100 0 100 800 0 0 0 0 0 0\n', 'cpu  150 0 150 900 0 0 0 0 0 0\n']
+    harness.outputs['apt-get'] = (0, 'Reading package lists...\n', '')  # apt-get update ran, the host was upgraded since
+    if change == 'key':
+        harness.apt_key = 'apt-state-2'
+    elif change == 'age':
+        harness.now += 24 * 3600 + 1
+    else:
+        with open(harness.updates_cache, 'w') as handle:
+            handle.write('{"version": 1, "key": "apt-')
+    _failed, result = harness.run()
+    assert apt_runs(harness) == 2
+    assert result['health']['updates']['cache']['reason'] == reason and result['health']['updates']['cache']['written'] is True
+    assert result['health']['updates']['total'] == 0 and by_name(result)['updates']['status'] == 'ok'
+
+
+def test_updates_cache_is_not_written_in_check_mode_nor_after_a_failed_simulation(harness):
+    _failed, result = harness.run(_ansible_check_mode=True)
+    assert result['health']['updates']['cache']['written'] is False and not os.path.exists(harness.updates_cache)
+    harness.stat_samples = ['cpu  100 0 100 800 0 0 0 0 0 0\n', 'cpu  150 0 150 900 0 0 0 0 0 0\n']
+    harness.outputs['apt-get'] = (100, '', 'E: Could not open lock file\n')
+    _failed, result = harness.run()
+    assert result['health']['updates']['error'] and not os.path.exists(harness.updates_cache)
+    assert by_name(result)['updates']['status'] == 'warning'
+
+
+def test_updates_cache_disabled_simulates_every_time(harness):
+    for _run in range(2):
+        harness.stat_samples = ['cpu  100 0 100 800 0 0 0 0 0 0\n', 'cpu  150 0 150 900 0 0 0 0 0 0\n']
+        _failed, result = harness.run(updates_cache='')
+        assert result['health']['updates']['cache']['reason'] == 'disabled'
+    assert apt_runs(harness) == 2
+    harness.stat_samples = ['cpu  100 0 100 800 0 0 0 0 0 0\n', 'cpu  150 0 150 900 0 0 0 0 0 0\n']
+    harness.run(updates_cache_max_age_hours=0)
+    harness.stat_samples = ['cpu  100 0 100 800 0 0 0 0 0 0\n', 'cpu  150 0 150 900 0 0 0 0 0 0\n']
+    harness.run(updates_cache_max_age_hours=0)
+    assert apt_runs(harness) == 4 and not os.path.exists(harness.updates_cache)
+
+
+def test_unwritable_updates_cache_warns_and_the_check_still_answers(harness, tmp_path):
+    blocker = tmp_path / 'not-a-directory'
+    blocker.write_text('')
+    _failed, result = harness.run(updates_cache=str(blocker / 'updates.json'))
+    assert 'cannot write the updates cache' in result['health']['updates']['cache']['error']
+    assert any('updates_cache' in warning for warning in harness.warnings)
+    assert by_name(result)['updates']['value'] == 1
+
+
+@pytest.mark.parametrize('hours', [-1, 721])
+def test_invalid_updates_cache_max_age_fails_before_measuring(harness, hours):
+    failed, result = harness.run(updates_cache_max_age_hours=hours)
+    assert failed and 'updates_cache_max_age_hours' in result['msg'] and harness.commands == []
+
+
+# --------------------------------------------------------------------------- logs in the same module execution
+
+def access_log(tmp_path, statuses):
+    path = tmp_path / 'access.log'
+    with open(str(path), 'a') as handle:
+        for status in statuses:
+            # the scan reads the real clock: lines of the last minute are within any look-back
+            stamp = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() - 60))
+            handle.write(json.dumps({'ts': stamp, 'status': status, 'path': '/v1/price'}) + '\n')
+    return str(path)
+
+
+def logs_options(tmp_path, **extra):
+    options = {'state_file': str(tmp_path / 'state' / 'log_scan.json'), 'access_logs': [access_log(tmp_path, [])],
+               'scan_journal': False, 'fail2ban': 'disabled', 'min_requests': 5}
+    options.update(extra)
+    return options
+
+
+def fresh_sample(harness):
+    harness.stat_samples = ['cpu  100 0 100 800 0 0 0 0 0 0\n', 'cpu  150 0 150 900 0 0 0 0 0 0\n']
+
+
+def test_logs_are_scanned_in_the_same_execution_and_their_checks_follow_the_host_checks(harness, tmp_path):
+    access_log(tmp_path, [200] * 18 + [502, 503])
+    failed, result = harness.run(logs=logs_options(tmp_path))
+    assert not failed
+    names = [check['name'] for check in result['checks']]
+    assert names[names.index('clock_sync') + 1:] == ['app_5xx_rate', 'pii_in_logs']
+    assert by_name(result)['app_5xx_rate']['status'] == 'critical' and by_name(result)['app_5xx_rate']['value'] == 10.0
+    assert result['changed'] is True and result['logs']['cursor']['written'] is True
+    assert result['logs']['counts']['requests'] == 20 and result['logs']['summary']['status'] == 'critical'
+    assert os.path.exists(str(tmp_path / 'state' / 'log_scan.json'))
+    # nothing logged since: the cursor stays, nothing changed, nothing counted twice
+    fresh_sample(harness)
+    _failed, again = harness.run(logs=logs_options(tmp_path))
+    assert again['changed'] is False and again['logs']['counts']['requests'] == 0
+    assert by_name(again)['app_5xx_rate']['status'] == 'ok'
+
+
+def test_logs_in_check_mode_predict_the_change_and_write_no_cursor(harness, tmp_path):
+    access_log(tmp_path, [200] * 3)
+    _failed, result = harness.run(logs=logs_options(tmp_path), _ansible_check_mode=True)
+    assert result['changed'] is True and result['logs']['cursor']['written'] is False
+    assert not os.path.exists(str(tmp_path / 'state'))
+
+
+def test_without_logs_nothing_is_read_and_nothing_changes(harness):
+    _failed, result = harness.run()
+    assert result['logs'] is None and result['changed'] is False
+    assert not any(check['name'] in ('app_5xx_rate', 'pii_in_logs') for check in result['checks'])
+
+
+def test_invalid_logs_options_fail_before_measuring(harness, tmp_path):
+    failed, result = harness.run(logs=logs_options(tmp_path, first_run_lookback_hours=-1))
+    assert failed and 'invalid logs options' in result['msg'] and 'first_run_lookback_hours' in result['msg']
+    assert harness.commands == []
+
+
+def test_an_unwritable_log_cursor_fails_the_host_with_its_checks(harness, tmp_path):
+    blocker = tmp_path / 'blocker'
+    blocker.write_text('')
+    access_log(tmp_path, [200])
+    failed, result = harness.run(logs=logs_options(tmp_path, state_file=str(blocker / 'log_scan.json')))
+    assert failed and result['msg'].startswith('logs: cannot write the cursor file')
+    assert by_name(result)['memory']['status'] in ('ok', 'warning', 'critical') and 'app_5xx_rate' in by_name(result)
 
 
 def test_real_host_smoke():
