@@ -41,6 +41,9 @@ def run_daily(inventory, extra, args=()):
     ({"runbook_end_report_templates": "/nonexistent/templates"}, "report_templates /nonexistent/templates is not a directory"),
     ({"daily_report_dir": "/etc/hostname/reports"}, "report_dir /etc/hostname/reports cannot hold the daily run's files: /etc/hostname is not a directory"),
     ({"daily_fail_on": "sometimes"}, "daily_fail_on"),
+    # the shared ending validates its own argument_specs once for the play (its callers turn Ansible's per-host check off)
+    ({"runbook_end_report_keep": "many"}, "runbook_end_report_keep' is of type"),
+    ({"runbook_end_flush": "sometime"}, "value of runbook_end_flush must be one of: auto, now, never"),
     ({"daily_backup_interval_h": "0"}, "daily_backup_interval_h is 0 - a positive number of hours"),
     ({"daily_backup_margin_h": "-1"}, "daily_backup_margin_h is -1 - a non-negative number of hours"),
     ({"daily_notify_channels": [{"name": "ops", "kind": "slack", "url": "https://hooks.example/SECRET-TOKEN", "severities": ["urgent"]}]},
