@@ -262,11 +262,15 @@ def test_collection_builds_small_and_without_lab_clutter(tmp_path):
 
 def test_every_phase_of_every_role_carries_tags():
     """Issue 9: `--tags`/`--skip-tags` and AWX's job tags work on every role: each task file a role's main.yml includes
-    carries tags, given to its tasks too (`apply`), and a preflight is tagged `always` or `preflight`."""
+    carries tags, given to its tasks too (`apply`; an import gives them statically), and a preflight is tagged `always`
+    or `preflight`."""
     problems = []
     for role in sorted(p for p in (ROOT / "roles").iterdir() if p.is_dir()):
         for task in yaml.safe_load((role / "tasks" / "main.yml").read_text()) or []:
             include = task.get("ansible.builtin.include_tasks")
+            imported = task.get("ansible.builtin.import_tasks")
+            if imported is not None and "preflight" in str(imported) and not {"always", "preflight"} & set(task.get("tags") or []):
+                problems.append("%s: '%s' is a preflight not tagged always or preflight" % (role.name, task.get("name")))
             if include is None:
                 if not task.get("tags"):
                     problems.append("%s: '%s' has no tags" % (role.name, task.get("name")))
@@ -278,3 +282,35 @@ def test_every_phase_of_every_role_carries_tags():
             elif "preflight" in str(include) and not {"always", "preflight"} & set(tags):
                 problems.append("%s: '%s' is a preflight not tagged always or preflight" % (role.name, task.get("name")))
     assert not problems, "\n".join(problems)
+
+
+def _tasks(node):
+    """Every task of a task list, blocks opened."""
+    for task in node or []:
+        if isinstance(task, dict):
+            yield task
+            for key in ("block", "rescue", "always"):
+                yield from _tasks(task.get(key))
+
+
+def test_the_shared_ending_is_validated_once_per_play_not_per_host():
+    """runbook_end validates its own argument_specs with one run_once task at the top of each entry point, and every
+    runbook includes it with rolespec_validate false: Ansible's per-host check templated every host's results once per
+    host (a 50-host daily run spent seconds there). A runbook that forgets the flag validates twice."""
+    problems = []
+    for entry in ("main", "preflight"):
+        first = yaml.safe_load((ROOT / "roles" / "runbook_end" / "tasks" / ("%s.yml" % entry)).read_text())[0]
+        spec = (first.get("ansible.builtin.validate_argument_spec") or {}).get("argument_spec", "")
+        if not first.get("run_once") or "argument_specs.%s.options" % entry not in spec:
+            problems.append("runbook_end %s: the first task must validate argument_specs.%s once (run_once)" % (entry, entry))
+    callers = 0
+    for path in sorted((ROOT / "roles").glob("*/tasks/*.yml")):
+        for task in _tasks(yaml.safe_load(path.read_text())):
+            for key in ("ansible.builtin.include_role", "ansible.builtin.import_role"):
+                call = task.get(key)
+                if isinstance(call, dict) and call.get("name") == "dealerscope.ops.runbook_end":
+                    callers += 1
+                    if call.get("rolespec_validate") is not False:
+                        problems.append("%s: '%s' includes runbook_end without rolespec_validate: false"
+                                        % (path.relative_to(ROOT), task.get("name")))
+    assert callers >= 16 and not problems, "\n".join(problems) or "only %d callers found" % callers
