@@ -887,8 +887,6 @@ def main():
         'clock': gather_clock(module),
     }
     history = gather_cpu_history(module, params, wall_clock())
-    # The log scan (journal, access logs, fail2ban since the cursor) runs within the CPU sample too: no second module execution.
-    logs = scan(module, params['logs']) if params['logs'] is not None else None
 
     remaining = params['cpu_sample_seconds'] - (time.monotonic() - sample_start)
     if remaining > 0:
@@ -897,6 +895,9 @@ def main():
     cpu_second = parse_proc_stat_cpu(read_text('/proc/stat'))
     cgroup_second = cgroup_cpu_usage_seconds() if cgroup_first is not None else None
     elapsed = time.monotonic() - sample_start
+    # The log scan (journal, access logs, fail2ban since the cursor) runs after the CPU sample: its own CPU would be
+    # subtracted, but not what it makes other processes of the host do (fail2ban-server answering its status queries).
+    logs = scan(module, params['logs']) if params['logs'] is not None else None
     clock_ticks = os.sysconf('SC_CLK_TCK') if hasattr(os, 'sysconf') else 100
     cpus = usable_cpus()
     quota = cgroup_cpu_quota() if in_container else None

@@ -467,6 +467,21 @@ def test_logs_are_scanned_in_the_same_execution_and_their_checks_follow_the_host
     assert by_name(again)['app_5xx_rate']['status'] == 'ok'
 
 
+def test_the_log_scan_runs_after_the_cpu_sample(harness, tmp_path, monkeypatch):
+    # What the scan makes other processes do (fail2ban-server answering it) is not the module's own CPU: inside the
+    # sample it would count as the host's load (a database standby was judged critical that way).
+    samples_left = []
+    real_scan = host_health.scan
+
+    def spy(module, params):
+        samples_left.append(len(harness.stat_samples))
+        return real_scan(module, params)
+
+    monkeypatch.setattr(host_health, 'scan', spy)
+    failed, _result = harness.run(logs=logs_options(tmp_path))
+    assert not failed and samples_left == [0]  # both /proc/stat readings were taken before the scan
+
+
 def test_logs_in_check_mode_predict_the_change_and_write_no_cursor(harness, tmp_path):
     access_log(tmp_path, [200] * 3)
     _failed, result = harness.run(logs=logs_options(tmp_path), _ansible_check_mode=True)
