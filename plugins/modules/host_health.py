@@ -576,6 +576,7 @@ from ansible_collections.dealerscope.ops.plugins.module_utils.host_health import
 )
 
 from ansible_collections.dealerscope.ops.plugins.module_utils import updates_cache
+from ansible_collections.dealerscope.ops.plugins.module_utils.log_scan import epoch_to_iso
 from ansible_collections.dealerscope.ops.plugins.module_utils.log_scan_run import ARGUMENT_SPEC as LOG_SCAN_SPEC, scan, validate as validate_logs
 
 C_ENV = {'LANG': 'C', 'LC_ALL': 'C', 'LC_MESSAGES': 'C', 'SYSTEMD_PAGER': '', 'SYSTEMD_COLORS': '0'}
@@ -621,10 +622,6 @@ def usable_cpus():
 
 def apt_fingerprint():
     return updates_cache.fingerprint()
-
-
-def iso_utc(seconds):
-    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(seconds))
 
 
 def one_line(text):
@@ -774,10 +771,10 @@ def gather_updates(module, params):
     key = apt_fingerprint() if path else None
     value, detail = updates_cache.load(path, key, now, params['updates_cache_max_age_hours'] * 3600)
     if value is not None:
-        value['cache'] = {'path': path, 'used': True, 'computed_at': iso_utc(detail), 'written': False, 'reason': None, 'error': None}
+        value['cache'] = {'path': path, 'used': True, 'computed_at': epoch_to_iso(detail), 'written': False, 'reason': None, 'error': None}
         return value
     value = simulate_updates(module, apt_get)
-    cache = {'path': path or None, 'used': False, 'computed_at': iso_utc(now), 'written': False, 'reason': detail, 'error': None}
+    cache = {'path': path or None, 'used': False, 'computed_at': epoch_to_iso(now), 'written': False, 'reason': detail, 'error': None}
     # A failed simulation is not cached (the next run tries again); nor is anything written in check mode.
     if path and detail != 'disabled' and value['error'] is None and not module.check_mode:
         try:
@@ -858,8 +855,9 @@ def main():
         module.fail_json(msg='invalid options: %s' % '; '.join(problems))
     if params['cpu_sample_seconds'] <= 0 or params['cpu_sample_seconds'] > 60:
         module.fail_json(msg='cpu_sample_seconds must be greater than 0 and at most 60, got %s' % params['cpu_sample_seconds'])
-    if params['logs'] is not None and validate_logs(params['logs']):
-        module.fail_json(msg='invalid logs options: %s' % validate_logs(params['logs']))
+    logs_problem = validate_logs(params['logs']) if params['logs'] is not None else None
+    if logs_problem:
+        module.fail_json(msg='invalid logs options: %s' % logs_problem)
     if params['updates_cache_max_age_hours'] < 0 or params['updates_cache_max_age_hours'] > 720:
         module.fail_json(msg='updates_cache_max_age_hours must be between 0 (no cache) and 720, got %s' % params['updates_cache_max_age_hours'])
     if params['cpu_average_hours'] < 0 or params['cpu_average_hours'] > 168:
